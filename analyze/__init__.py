@@ -1,0 +1,1 @@
+"""Analysis of transcripts: sentiment, keyword and phrase rules, agent-assist events."""

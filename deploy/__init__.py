@@ -1,0 +1,1 @@
+"""What runs the pipeline: CLI, settings, embedded services, shared Kafka plumbing."""

@@ -1,0 +1,67 @@
+"""Thin Kafka plumbing shared by the stages: topic creation, producers, dead-letter publishing."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from deploy.deadletter import DeadLetter
+from deploy.topics import TOPICS, Topics
+
+log = logging.getLogger(__name__)
+
+
+async def create_topics(bootstrap: str, partitions: int, topics: Topics = TOPICS) -> None:
+    """Create the pipeline's topics explicitly; brokers that auto-create pick their own layout."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics.all() if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+            log.info("topics created", extra={"topics": missing, "partitions": partitions})
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    # Not idempotent: Tansu rejects idempotent producers through aiokafka. Duplicates are
+    # harmless downstream because every durable id is deterministic.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        linger_ms=linger_ms,
+        max_request_size=2_000_000,
+    )
+
+
+class DeadLetterPublisher:
+    """Sends rejected records to the dead-letter topic, keyed like their source."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str = TOPICS.deadletter) -> None:
+        self._producer = producer
+        self._topic = topic
+
+    async def publish(self, letter: DeadLetter) -> None:
+        log.warning(
+            "record dead-lettered",
+            extra={
+                "stage": letter.stage,
+                "reason": letter.reason,
+                "source_topic": letter.source_topic,
+                "source_partition": letter.source_partition,
+                "source_offset": letter.source_offset,
+            },
+        )
+        key = letter.key.encode() if letter.key else None
+        await self._producer.send_and_wait(self._topic, letter.to_bytes(), key=key)

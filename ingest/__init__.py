@@ -1,0 +1,1 @@
+"""Telephony and file sources into the audio topic."""

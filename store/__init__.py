@@ -1,0 +1,1 @@
+"""PostgreSQL sink: calls, final segments with sentiment, assist events."""
