@@ -78,7 +78,7 @@ def embedded_postgres() -> Iterator[str]:
 
     workdir = Path(tempfile.mkdtemp(prefix="callscope-pg-"))
     os.chmod(workdir, 0o755)  # the unprivileged server user must reach its data folder
-    server = ep.get_server(workdir / "data", cleanup_mode=None)
+    server = ep.get_server(workdir / "data", cleanup_mode="delete")
     try:
         uri = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/dir
         log.info("embedded database started")

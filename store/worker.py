@@ -1,0 +1,257 @@
+"""Store worker: consume transcript and assist topics, upsert into PostgreSQL, then commit offsets.
+
+At-least-once: a batch's offsets are committed only after its rows (and dead letters) are
+durable. If the database is down the batch is retried with backoff, never skipped; a restart
+re-reads uncommitted records and the idempotent upserts make that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from analyze.events import parse_assist_event
+from deploy.contract import InvalidEvent
+from deploy.deadletter import DeadLetter, dead_letter
+from deploy.kafka import DeadLetterPublisher, make_producer
+from store import metrics
+from store.config import StoreConfig
+from store.errors import DATABASE_ERRORS, RetryPolicy, error_code, is_permanent
+from store.migrate import migrate
+from store.repository import Repository
+from store.sink import Batch, Row, merge, row_of
+from transcribe.events import parse_transcript_event
+
+log = logging.getLogger(__name__)
+
+STAGE = "store"
+
+Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+class Consumer(Protocol):
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int, max_records: int | None) -> Any: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+
+class BatchWriter(Protocol):
+    async def write(self, batch: Batch) -> None: ...
+
+
+class DeadLetters(Protocol):
+    async def publish(self, letter: DeadLetter) -> None: ...
+
+
+class _Outcome(Enum):
+    WRITTEN = "written"
+    REJECTED = "rejected"
+    STOPPED = "stopped"
+
+
+class SinkWorker:
+    """The consume -> write -> commit loop, over small seams so it can be driven by fakes."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        writer: BatchWriter,
+        deadletters: DeadLetters,
+        *,
+        transcripts_topic: str,
+        assist_topic: str,
+        retry: RetryPolicy,
+        stop: asyncio.Event,
+        max_batch_records: int = 500,
+        poll_timeout_ms: int = 200,
+    ) -> None:
+        self._consumer = consumer
+        self._writer = writer
+        self._deadletters = deadletters
+        self._parsers: dict[str, Callable[[bytes | None], Any]] = {
+            transcripts_topic: parse_transcript_event,
+            assist_topic: parse_assist_event,
+        }
+        self._retry = retry
+        self._stop = stop
+        self._max_batch_records = max_batch_records
+        self._poll_timeout_ms = poll_timeout_ms
+        self._last_error = ""  # code of the latest write error, for the dead letter of a refused record
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            records = await self._consumer.getmany(
+                timeout_ms=self._poll_timeout_ms, max_records=self._max_batch_records
+            )
+            if records and not await self.process(records):
+                return
+
+    async def process(self, records: Records) -> bool:
+        """Store one consumed batch and commit it; False if stopped before it was durable."""
+        accepted: list[tuple[ConsumerRecord[bytes, bytes], Row]] = []
+        for messages in records.values():
+            for record in messages:
+                row = await self._accept(record)
+                if row is not None:
+                    accepted.append((record, row))
+        if not await self._write_all(accepted):
+            log.info("store stopped before the batch was written; offsets left uncommitted")
+            return False
+        await self._commit(records)
+        return True
+
+    async def _accept(self, record: ConsumerRecord[bytes, bytes]) -> Row | None:
+        try:
+            row = row_of(self._parsers[record.topic](record.value))
+        except InvalidEvent as exc:
+            await self._dead_letter(record, exc.reason, exc.detail)
+            return None
+        metrics.RECORDS.labels(record.topic, "ignored" if row is None else "accepted").inc()
+        return row
+
+    async def _write_all(self, accepted: list[tuple[ConsumerRecord[bytes, bytes], Row]]) -> bool:
+        outcome = await self._write(merge(row for _, row in accepted))
+        if outcome is not _Outcome.REJECTED:
+            return outcome is _Outcome.WRITTEN
+        # The database refuses something in this batch outright: write record by record so only
+        # the refused record goes to the dead-letter topic. Order is kept, so latest still wins.
+        for record, row in accepted:
+            outcome = await self._write(merge([row]))
+            if outcome is _Outcome.STOPPED:
+                return False
+            if outcome is _Outcome.REJECTED:
+                await self._dead_letter(record, "rejected_by_database", self._last_error)
+        return True
+
+    async def _write(self, batch: Batch) -> _Outcome:
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._writer.write(batch)
+            except DATABASE_ERRORS as exc:
+                self._last_error = error_code(exc)
+                if is_permanent(exc):
+                    log.warning("database refused a batch", extra={"error": self._last_error})
+                    return _Outcome.REJECTED
+                attempt += 1
+                delay_s = self._retry.delay_s(attempt)
+                metrics.WRITE_RETRIES.inc()
+                log.warning(
+                    "database write failed; retrying",
+                    extra={"error": self._last_error, "attempt": attempt, "delay_s": delay_s},
+                )
+                if await _stopped_within(self._stop, delay_s):
+                    return _Outcome.STOPPED
+                continue
+            metrics.BATCH_WRITE_SECONDS.observe(time.perf_counter() - started)
+            self._observe_written(batch)
+            return _Outcome.WRITTEN
+
+    def _observe_written(self, batch: Batch) -> None:
+        for kind, rows in batch.tables().items():
+            if rows:
+                metrics.ROWS_WRITTEN.labels(kind).inc(len(rows))
+        now = time.time()
+        for segment in batch.segments:
+            metrics.FINAL_TO_ROW_SECONDS.observe(max(0.0, now - segment.emitted_at.timestamp()))
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        metrics.RECORDS.labels(record.topic, "deadlettered").inc()
+        await self._deadletters.publish(
+            dead_letter(
+                stage=STAGE,
+                reason=reason,
+                detail=detail,
+                value=record.value,
+                key=record.key,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+
+    async def _commit(self, records: Records) -> None:
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in records.items() if messages}
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # The rows are durable; whoever owns these partitions next re-reads and rewrites them.
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("offset commit failed", extra={"error": type(exc).__name__})
+
+
+async def _stopped_within(stop: asyncio.Event, delay_s: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=delay_s)
+    return stop.is_set()
+
+
+async def _migrate_when_reachable(config: StoreConfig, retry: RetryPolicy, stop: asyncio.Event) -> bool:
+    attempt = 0
+    while True:
+        try:
+            await migrate(config.database_url)
+            return True
+        except DATABASE_ERRORS as exc:
+            attempt += 1
+            delay_s = retry.delay_s(attempt)
+            log.warning(
+                "database migration failed; retrying",
+                extra={"error": error_code(exc), "attempt": attempt, "delay_s": delay_s},
+            )
+            if await _stopped_within(stop, delay_s):
+                return False
+
+
+async def run(config: StoreConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Run the store worker until `stop` is set or the task is cancelled."""
+    stop = stop or asyncio.Event()
+    retry = RetryPolicy(config.retry_base_delay_s, config.retry_max_delay_s)
+    if config.migrate_on_start and not await _migrate_when_reachable(config, retry, stop):
+        return
+    consumer = AIOKafkaConsumer(
+        config.transcripts_topic,
+        config.assist_topic,
+        bootstrap_servers=config.kafka_bootstrap,
+        group_id=config.group_id,
+        client_id=config.client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=max(100, config.session_timeout_ms // 3),
+    )
+    producer = make_producer(config.kafka_bootstrap, client_id=f"{config.client_id}-deadletter")
+    engine = create_async_engine(config.database_url, pool_pre_ping=True)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        log.info(
+            "store worker started",
+            extra={"group_id": config.group_id, "topics": [config.transcripts_topic, config.assist_topic]},
+        )
+        worker = SinkWorker(
+            consumer,
+            Repository(engine),
+            DeadLetterPublisher(producer, config.deadletter_topic),
+            transcripts_topic=config.transcripts_topic,
+            assist_topic=config.assist_topic,
+            retry=retry,
+            stop=stop,
+            max_batch_records=config.max_batch_records,
+            poll_timeout_ms=config.poll_timeout_ms,
+        )
+        await worker.run()
+    log.info("store worker stopped")

@@ -1,0 +1,82 @@
+"""Commit watermark, call table and leg timeline: the worker's pure policies."""
+
+from __future__ import annotations
+
+from ingest.events import AudioFrame, Codec
+from transcribe.calls import CallTable, Rejected
+from transcribe.timeline import LegTimeline, Placement
+from transcribe.watermark import CommitWatermark
+
+
+def test_commit_holds_at_the_oldest_open_calls_start():
+    wm = CommitWatermark()
+    wm.call_started(0, "a", 10)
+    wm.consumed(0, 11)
+    wm.call_started(0, "b", 12)
+    wm.consumed(0, 40)
+    assert wm.to_commit() == {0: 10}
+    wm.call_closed(0, "a")
+    assert wm.to_commit() == {0: 12}
+    wm.call_closed(0, "b")
+    assert wm.to_commit() == {0: 41}
+
+
+def test_commit_reports_only_offsets_that_moved():
+    wm = CommitWatermark()
+    wm.consumed(1, 5)
+    wm.committed(wm.to_commit())
+    assert wm.to_commit() == {}
+    wm.consumed(1, 6)
+    assert wm.to_commit() == {1: 7}
+
+
+def test_partitions_are_independent_and_forgotten_on_revoke():
+    wm = CommitWatermark()
+    wm.call_started(0, "a", 3)
+    wm.consumed(1, 8)
+    assert wm.to_commit() == {0: 3, 1: 9}
+    wm.forget(0)
+    assert wm.to_commit() == {1: 9}
+    assert wm.open_calls(0) == frozenset()
+
+
+def _frame(call_id="c1", leg="agent", codec=Codec.MULAW, rate=8_000):
+    return AudioFrame(call_id, leg, codec, rate, 0, 0, 0.0, b"\xff" * 160)
+
+
+def test_frames_are_accepted_only_between_start_and_end():
+    calls = CallTable()
+    assert calls.check_frame(_frame()) == Rejected("call_not_started")
+    calls.start("c1", 0, 1)
+    assert calls.check_frame(_frame()) is None
+    calls.end("c1")
+    assert calls.check_frame(_frame()) == Rejected("call_already_ended")
+    assert calls.end("c1") == Rejected("call_already_ended")
+    assert calls.end("never") == Rejected("call_not_started")
+
+
+def test_a_leg_changing_format_mid_call_is_rejected():
+    calls = CallTable()
+    calls.start("c1", 0, 1)
+    assert calls.check_frame(_frame()) is None
+    assert calls.check_frame(_frame(leg="customer", codec=Codec.PCM16, rate=16_000)) is None
+    rejected = calls.check_frame(_frame(codec=Codec.PCM16, rate=16_000))
+    assert rejected is not None and rejected.reason == "leg_format_changed"
+
+
+def test_duplicate_call_started_is_ignored():
+    calls = CallTable()
+    assert calls.start("c1", 0, 1) is not None
+    assert calls.start("c1", 0, 5) is None
+
+
+def test_timeline_pads_gaps_and_skips_overlaps():
+    timeline = LegTimeline()
+    assert timeline.place(0, 320) == Placement(0, 0)
+    timeline.advance(0, 320, captured_at=100.0, received_at=100.5)
+    assert timeline.place(640, 320) == Placement(320, 0)  # one frame missing
+    assert timeline.place(160, 320) == Placement(0, 160)  # overlaps what was sent
+    timeline.advance(640, 320, captured_at=100.04, received_at=100.6)
+    captured, received = timeline.times_at(800)
+    assert abs(captured - 100.05) < 1e-9 and received == 100.6
+    assert timeline.times_at(100)[0] == 100.0 + 100 / 16_000
