@@ -1,9 +1,9 @@
 """Two-leg test calls built from real speech, with the reference text of every turn.
 
-Agent leg: real 8 kHz telephone prompts (Asterisk), sent as G.711 mu-law 8 kHz.
-Customer leg: real LibriVox reading at 16 kHz, sent as PCM16 16 kHz, plus scripted phrases
-spoken by espeak-ng where no recording says the words a rule needs (used for plumbing, not for
-accuracy figures: the WER helpers below can leave them out).
+Agent leg: real 8 kHz telephone prompts (Asterisk). Customer leg: real LibriVox reading
+(16 kHz), plus scripted phrases spoken by espeak-ng where no recording says the words a rule
+needs (plumbing, not accuracy: `reference(include_scripted=False)` leaves them out).
+Calls are built at 16 kHz; the replay encodes them to whichever codec a test sends.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from functools import cache
 
 import numpy as np
 
-from ingest.events import Codec, Leg
+from ingest.events import Leg
+from ingest.replay import ReplayCall
+from ingest.wavsource import Recording, resample
 from tests.speech import Utterance, asterisk_prompts, librivox_utterances
 
 GAP_S = 1.0
+CALL_RATE_HZ = 16000
 LEAD_S = 0.5
 
 
@@ -32,24 +35,20 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class LegAudio:
-    samples: np.ndarray  # int16 mono
-    sample_rate_hz: int
-    codec: Codec
-
-
-@dataclass(frozen=True)
 class TestCall:
     call_id: str
-    legs: dict[Leg, LegAudio]
+    recording: Recording  # both legs at CALL_RATE_HZ
     turns: tuple[Turn, ...] = field(default=())
 
     @property
     def duration_s(self) -> float:
-        return max(len(a.samples) / a.sample_rate_hz for a in self.legs.values())
+        return self.recording.duration_s
 
     def reference(self, leg: Leg, *, include_scripted: bool = True) -> str:
         return " ".join(t.text for t in self.turns if t.leg == leg and (include_scripted or not t.scripted))
+
+    def replay(self, call_id: str | None = None) -> ReplayCall:
+        return ReplayCall(recording=self.recording, call_id=call_id or self.call_id, agent_id="agent-7")
 
 
 @cache
@@ -86,12 +85,6 @@ def speak(text: str, sample_rate_hz: int, voice: str = "en-us") -> np.ndarray:
     return np.frombuffer(raw, dtype="<i2").copy()
 
 
-def _to_rate(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    if from_hz == to_hz:
-        return samples
-    raise ValueError(f"test speech at {from_hz} Hz cannot be placed on a {to_hz} Hz leg")
-
-
 def build_call(
     call_id: str,
     agent: list[Utterance | str],
@@ -101,7 +94,6 @@ def build_call(
 
     A `str` item is a scripted phrase synthesised for that leg.
     """
-    formats: dict[Leg, tuple[int, Codec]] = {"agent": (8000, Codec.MULAW), "customer": (16000, Codec.PCM16)}
     pieces: dict[Leg, list[tuple[int, np.ndarray]]] = {"agent": [], "customer": []}
     turns: list[Turn] = []
     cursor_s = LEAD_S
@@ -112,26 +104,28 @@ def build_call(
         if i < len(customer):
             order.append(("customer", customer[i]))
     for leg, item in order:
-        rate, _ = formats[leg]
         if isinstance(item, str):
-            samples, text, scripted = speak(item, rate), item, True
+            samples, text, scripted = speak(item, CALL_RATE_HZ), item, True
         else:
-            samples, text, scripted = _to_rate(item.samples, item.sample_rate_hz, rate), item.text, False
-        start = round(cursor_s * rate)
-        pieces[leg].append((start, samples))
-        duration_s = len(samples) / rate
+            samples, text, scripted = (
+                resample(item.samples, item.sample_rate_hz, CALL_RATE_HZ),
+                item.text,
+                False,
+            )
+        pieces[leg].append((round(cursor_s * CALL_RATE_HZ), samples))
+        duration_s = len(samples) / CALL_RATE_HZ
         turns.append(
             Turn(leg, round(cursor_s * 1000), round((cursor_s + duration_s) * 1000), _norm(text), scripted)
         )
         cursor_s += duration_s + GAP_S
-    legs: dict[Leg, LegAudio] = {}
-    for leg, (rate, codec) in formats.items():
-        total = round((cursor_s + 0.5) * rate)
+    total = round((cursor_s + 0.5) * CALL_RATE_HZ)
+    legs: dict[Leg, np.ndarray] = {}
+    for leg, placed in pieces.items():
         out = np.zeros(total, dtype=np.int16)
-        for start, samples in pieces[leg]:
+        for start, samples in placed:
             out[start : start + len(samples)] = samples
-        legs[leg] = LegAudio(out, rate, codec)
-    return TestCall(call_id, legs, tuple(turns))
+        legs[leg] = out
+    return TestCall(call_id, Recording(legs=legs, sample_rate_hz=CALL_RATE_HZ), tuple(turns))
 
 
 def _norm(text: str) -> str:

@@ -1,0 +1,140 @@
+"""The faust application: one agent reads the transcript topic and writes the assist topic.
+
+Records are parsed at the edge; a bad one goes to the dead-letter topic with its reason and
+position, and the stream goes on. Sends are buffered by faust's producer, which it flushes
+before committing the source offsets, so an offset is only committed once its assist events
+are on the broker (at-least-once; event ids are deterministic, so redelivery is harmless).
+
+Per-call assist state lives in the worker's memory (AssistPolicy), not in a faust Table: it is
+advisory (it only stops repeats of the same event id), a changelog would add a broker write per
+partial, and Tansu's wrong ListOffsets LATEST answer breaks faust's changelog recovery. After a
+rebalance or restart the new owner may repeat a hint for a turn in flight; consumers dedup by
+event_id.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from analyze import metrics
+from analyze.assist import AssistPolicy
+from analyze.config import AnalyzeConfig
+from analyze.events import AgentHint, AssistEvent, Sentiment, SupervisorAlert
+from deploy.contract import InvalidEvent
+from deploy.deadletter import dead_letter
+from transcribe.events import parse_transcript_event
+
+log = logging.getLogger(__name__)
+
+STAGE = "analyze"
+AGENT_NAME = "analyze.transcripts"
+
+
+def build_app(config: AnalyzeConfig, policy: AssistPolicy) -> faust.App:
+    """A faust app wired to the configured broker and topics; start it with `await app.start()`."""
+    app = faust.App(
+        config.app_id,
+        broker=[f"kafka://{host.strip()}" for host in config.kafka_bootstrap.split(",")],
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        # The leader topic is an extra internal topic faust only needs for leader-only timers.
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=config.commit_interval_s,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        stream_buffer_maxsize=config.stream_buffer_maxsize,
+        producer_acks=-1,
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(config.datadir) if config.datadir else None,
+    )
+    # Not internal: faust never declares these, so it cannot create them with another layout.
+    # They must exist before the worker starts (deploy.kafka.create_topics).
+    transcripts = app.topic(
+        config.transcripts_topic,
+        partitions=config.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=False,
+    )
+    assist = app.topic(config.assist_topic, key_serializer="raw", value_serializer="raw", internal=False)
+    deadletters = app.topic(
+        config.deadletter_topic, key_serializer="raw", value_serializer="raw", internal=False
+    )
+
+    async def analyze_transcripts(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            raw: bytes | None = message.value
+            try:
+                parsed = parse_transcript_event(raw)
+            except InvalidEvent as exc:
+                metrics.TRANSCRIPT_RECORDS.labels(type="invalid").inc()
+                await _dead_letter(deadletters, message, reason=exc.reason, detail=exc.detail)
+                continue
+            metrics.TRANSCRIPT_RECORDS.labels(type=parsed.type).inc()
+            try:
+                produced = policy.on_event(parsed)
+            except Exception as exc:
+                # A policy bug must not stall the partition on one record forever. The error's
+                # type only: its message could quote transcript text.
+                log.error(
+                    "assist policy failed", extra={"call_id": parsed.call_id, "error": type(exc).__name__}
+                )
+                await _dead_letter(deadletters, message, reason="analysis_failed", detail=type(exc).__name__)
+                continue
+            for assist_event in produced:
+                await assist.send(key=assist_event.call_id.encode(), value=assist_event.to_bytes())
+                _observe(assist_event)
+            metrics.ACTIVE_CALLS.set(policy.active_calls)
+
+    app.agent(transcripts, name=AGENT_NAME)(analyze_transcripts)
+    return app
+
+
+async def _dead_letter(
+    topic: faust.TopicT, message: faust.types.Message, *, reason: str, detail: str = ""
+) -> None:
+    raw_key = message.key
+    letter = dead_letter(
+        stage=STAGE,
+        reason=reason,
+        detail=detail,
+        value=message.value if isinstance(message.value, bytes) else None,
+        key=raw_key if isinstance(raw_key, bytes | str) else None,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+    log.warning(
+        "record dead-lettered",
+        extra={
+            "stage": STAGE,
+            "reason": reason,
+            "source_topic": message.topic,
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+        },
+    )
+    metrics.DEAD_LETTERS.labels(reason=reason).inc()
+    key = letter.key.encode() if letter.key else None
+    await topic.send(key=key, value=letter.to_bytes())
+
+
+def _observe(event: AssistEvent) -> None:
+    latency_s = max(0.0, event.emitted_at - event.segment_emitted_at)
+    match event:
+        case Sentiment():
+            final = event.final
+        case AgentHint() | SupervisorAlert():
+            final = event.on_final
+            metrics.RULE_MATCHES.labels(rule_id=event.rule_id).inc()
+    metrics.ASSIST_EVENTS.labels(type=event.type, final=str(final).lower()).inc()
+    histogram = metrics.FINAL_TO_ASSIST_LATENCY if final else metrics.PARTIAL_TO_ASSIST_LATENCY
+    histogram.labels(type=event.type).observe(latency_s)

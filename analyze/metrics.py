@@ -1,0 +1,44 @@
+"""Prometheus metrics of the analysis stage."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+TRANSCRIPT_RECORDS = Counter(
+    "callscope_analyze_transcript_records_total",
+    "Transcript records read, by event type ('invalid' for records that failed to parse).",
+    ["type"],
+)
+DEAD_LETTERS = Counter(
+    "callscope_analyze_dead_letters_total",
+    "Transcript records sent to the dead-letter topic, by reason.",
+    ["reason"],
+)
+ASSIST_EVENTS = Counter(
+    "callscope_analyze_assist_events_total",
+    "Assist events produced, by type and whether they came from a final segment.",
+    ["type", "final"],
+)
+RULE_MATCHES = Counter(
+    "callscope_analyze_rule_matches_total",
+    "Hints and alerts emitted, by rule id.",
+    ["rule_id"],
+)
+FINAL_TO_ASSIST_LATENCY = Histogram(
+    "callscope_analyze_final_to_assist_latency_seconds",
+    "From the transcriber emitting a final segment to this stage emitting its assist event.",
+    ["type"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+PARTIAL_TO_ASSIST_LATENCY = Histogram(
+    "callscope_analyze_partial_to_assist_latency_seconds",
+    "From the transcriber emitting a partial segment to this stage emitting its assist event.",
+    ["type"],
+    buckets=_LATENCY_BUCKETS_S,
+)
+ACTIVE_CALLS = Gauge(
+    "callscope_analyze_active_calls",
+    "Calls this worker holds assist state for.",
+)

@@ -1,0 +1,120 @@
+"""Runs the analysis stage: rules, sentiment engine and the faust app, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import start_http_server
+
+from analyze.app import build_app
+from analyze.assist import AssistPolicy
+from analyze.config import AnalyzeConfig
+from analyze.rules import RuleMatcher, load_rules
+from analyze.sentiment import VaderScorer
+
+log = logging.getLogger(__name__)
+
+
+class SourceTopicError(RuntimeError):
+    """The transcript topic is missing or laid out differently from the configuration."""
+
+
+async def check_source_topic(config: AnalyzeConfig) -> None:
+    """Fail fast, with a clear message, before faust subscribes to a topic it cannot use.
+
+    faust does not create a source topic, a broker that auto-creates one picks its own layout,
+    and a partition count other than the configured one breaks co-partitioning.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.kafka_bootstrap, client_id=f"{config.app_id}-check")
+    await admin.start()
+    try:
+        if config.transcripts_topic not in set(await admin.list_topics()):
+            raise SourceTopicError(
+                f"topic {config.transcripts_topic!r} does not exist; create the topics first"
+                " (deploy.kafka.create_topics)"
+            )
+        (described,) = await admin.describe_topics([config.transcripts_topic])
+        found = len(described["partitions"])
+    finally:
+        await admin.close()
+    if found != config.partitions:
+        raise SourceTopicError(
+            f"topic {config.transcripts_topic!r} has {found} partitions but the worker is configured"
+            f" for {config.partitions} (ANALYZE_PARTITIONS / KAFKA_PARTITIONS)"
+        )
+
+
+async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Process transcripts until `stop` is set, or, without one, until SIGINT or SIGTERM.
+
+    The source topic must already exist. Raises RuleError for a bad rule file, SourceTopicError
+    for a missing or differently partitioned transcript topic, and the crash reason if the faust
+    app crashes.
+    """
+    rule_set = load_rules(config.rules_path)  # fail before touching the broker
+    policy = AssistPolicy(RuleMatcher(rule_set), VaderScorer(), max_calls=config.max_calls)
+    await check_source_topic(config)
+
+    with contextlib.ExitStack() as cleanup:
+        if stop is None:
+            stop = asyncio.Event()
+            _set_on_signals(stop, cleanup)
+        if config.metrics_port is not None:
+            server, _ = start_http_server(config.metrics_port, addr=config.metrics_host)
+            cleanup.callback(server.server_close)
+            cleanup.callback(server.shutdown)
+        datadir = config.datadir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="analyze")))
+        app = build_app(config.model_copy(update={"datadir": datadir}), policy)
+        log.info(
+            "analyze worker starting",
+            extra={
+                "app_id": config.app_id,
+                "partitions": config.partitions,
+                "rules_version": rule_set.version,
+                "rules": len(rule_set.rules),
+            },
+        )
+        try:
+            await app.start()
+            await _until_first(stop.wait(), app.wait_until_stopped())
+        finally:
+            log.info("analyze worker stopping", extra={"app_id": config.app_id})
+            await app.stop()
+        if app.crash_reason is not None:
+            raise app.crash_reason
+        log.info("analyze worker stopped", extra={"app_id": config.app_id})
+
+
+def _set_on_signals(stop: asyncio.Event, cleanup: contextlib.ExitStack) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+        cleanup.callback(loop.remove_signal_handler, sig)
+
+
+async def _until_first(*aws: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.create_task(aw, name=f"analyze-wait-{i}") for i, aw in enumerate(aws)]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main() -> None:
+    """Entry point for `python -m analyze.worker`; the only place that reads the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run(AnalyzeConfig()))
+
+
+if __name__ == "__main__":
+    main()
