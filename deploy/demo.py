@@ -19,30 +19,21 @@ import tempfile
 import time
 import uuid
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.demo_display import Line, LiveView, summary_lines
 from deploy.runtime import services
+from deploy.stages import STOP_GRACE_S, StageFailed, StageProcesses, stage_env, wait_until_ready
 from deploy.topics import TOPICS
 from ingest.demo import DEMO_CALL_WAV
 from ingest.events import Codec
 from ingest.replay import ReplayCall, replay_call
 from ingest.wavsource import OutputFormat
 
-STAGES = ("transcribe", "analyze", "store")
-# WIRING: the consumer group each stage joins with its default settings (TranscribeConfig.group_id,
-# AnalyzeConfig.app_id, StoreConfig.group_id). A joined, stable group is the readiness signal.
-STAGE_GROUPS = {
-    "transcribe": "callscope-transcribe",
-    "analyze": "callscope-analyze",
-    "store": "callscope-store",
-}
-STOP_GRACE_S = 15.0
 QUIET_S = 1.5  # the stored call must stop changing for this long before it is printed
 
 
-class DemoFailed(Exception):
+class DemoFailed(StageFailed):
     """The pipeline did not deliver the call; the message says which part and where its log is."""
 
 
@@ -71,97 +62,6 @@ class Terminal:
         if self.tty and self._status:
             self._stream.write("\r\033[K")
             self._status = ""
-
-
-@dataclass
-class Stage:
-    name: str
-    proc: asyncio.subprocess.Process
-    log_path: Path
-
-
-class StageProcesses:
-    """The three workers as `python -m deploy.cli <stage>` subprocesses, logs to files."""
-
-    def __init__(self, logdir: Path, env: dict[str, str]) -> None:
-        self._logdir = logdir
-        self._env = env
-        self.stages: list[Stage] = []
-
-    async def start(self) -> None:
-        for name in STAGES:
-            log_path = self._logdir / f"{name}.log"
-            log_file = await asyncio.to_thread(open, log_path, "ab")
-            with log_file:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "deploy.cli",
-                    name,
-                    env=self._env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=log_file,
-                    start_new_session=True,  # a terminal Ctrl-C reaches the demo only; it stops them
-                )
-            self.stages.append(Stage(name, proc, log_path))
-
-    async def watch(self) -> None:
-        """Return never; raise DemoFailed as soon as any stage exits."""
-        waits = {asyncio.create_task(s.proc.wait(), name=f"wait-{s.name}"): s for s in self.stages}
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
-        stage = waits[next(iter(done))]
-        raise DemoFailed(f"{stage.name} exited with code {stage.proc.returncode}; see {stage.log_path}")
-
-    async def stop(self) -> list[str]:
-        """SIGTERM every stage, wait, kill what is left; return the stages that needed killing."""
-        for stage in self.stages:
-            if stage.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    stage.proc.send_signal(signal.SIGTERM)
-        killed = []
-        deadline = time.monotonic() + STOP_GRACE_S
-        for stage in self.stages:
-            try:
-                await asyncio.wait_for(stage.proc.wait(), max(0.1, deadline - time.monotonic()))
-            except TimeoutError:
-                killed.append(stage.name)
-                with contextlib.suppress(ProcessLookupError):
-                    stage.proc.kill()
-                await stage.proc.wait()
-        return killed
-
-
-async def wait_until_ready(bootstrap: str, timeout_s: float) -> None:
-    """Wait until every stage's consumer group is Stable with a member (it has its partitions)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaError
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="callscope-demo")
-    await admin.start()
-    wanted = set(STAGE_GROUPS.values())
-    try:
-        async with asyncio.timeout(timeout_s):
-            ready: set[str] = set()
-            while ready != wanted:
-                await asyncio.sleep(0.25)
-                # One group per request: Tansu's answer to a multi-group DescribeGroups does not
-                # decode, and its ListGroups leaves out groups that have not committed yet.
-                for group in wanted - ready:
-                    try:
-                        responses = await admin.describe_consumer_groups([group])
-                    except (KafkaError, ValueError):
-                        continue
-                    for response in responses:
-                        for error_code, _, state, *_, members in response.groups:
-                            if error_code == 0 and state == "Stable" and members:
-                                ready.add(group)
-    finally:
-        await admin.close()
 
 
 async def follow(bootstrap: str, view: LiveView, terminal: Terminal, since_s: float, activity: list[float]):
@@ -230,18 +130,6 @@ async def wait_until_stored(database_url: str, view: LiveView, activity: list[fl
         await engine.dispose()
 
 
-def _stage_env(environ: dict[str, str], bootstrap: str, database_url: str, partitions: int) -> dict[str, str]:
-    env = dict(environ)
-    env.update(
-        KAFKA_BOOTSTRAP=bootstrap,
-        DATABASE_URL=database_url,
-        CALLSCOPE_PARTITIONS=str(partitions),
-        CALLSCOPE_LOG_FORMAT=environ.get("CALLSCOPE_LOG_FORMAT", "text"),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 async def run_demo(
     args: argparse.Namespace, environ: dict[str, str], partitions: int, terminal: Terminal
 ) -> None:
@@ -260,9 +148,7 @@ async def run_demo(
 
     print("starting broker and database ...", flush=True)
     async with services(environ.get("KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
-        stages = StageProcesses(
-            logdir, _stage_env(environ, svc.kafka_bootstrap, svc.database_url, partitions)
-        )
+        stages = StageProcesses(logdir, stage_env(environ, svc.kafka_bootstrap, svc.database_url, partitions))
         try:
             await stages.start()
             watcher = asyncio.create_task(stages.watch(), name="demo-stage-watch")
