@@ -14,6 +14,7 @@ event_id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -21,7 +22,17 @@ import faust
 from analyze import metrics
 from analyze.assist import AssistPolicy
 from analyze.config import AnalyzeConfig
-from analyze.events import AgentHint, AssistEvent, Sentiment, SupervisorAlert
+from analyze.events import (
+    AgentHint,
+    AssistEvent,
+    ComplianceState,
+    ConversationMetrics,
+    RedactionAudit,
+    Sentiment,
+    SentimentTrend,
+    SupervisorAlert,
+)
+from analyze.hotreload import RuleReloader
 from deploy.contract import InvalidEvent
 from deploy.deadletter import dead_letter
 from transcribe.events import parse_transcript_event
@@ -32,8 +43,14 @@ STAGE = "analyze"
 AGENT_NAME = "analyze.transcripts"
 
 
-def build_app(config: AnalyzeConfig, policy: AssistPolicy) -> faust.App:
-    """A faust app wired to the configured broker and topics; start it with `await app.start()`."""
+def build_app(
+    config: AnalyzeConfig, policy: AssistPolicy, *, reloader: RuleReloader | None = None
+) -> faust.App:
+    """A faust app wired to the configured broker and topics; start it with `await app.start()`.
+
+    With a reloader, a timer checks the rule file every `rules_reload_interval_s` and swaps a new
+    valid version into the policy without a restart.
+    """
     app = faust.App(
         config.app_id,
         broker=[f"kafka://{host.strip()}" for host in config.kafka_bootstrap.split(",")],
@@ -80,7 +97,12 @@ def build_app(config: AnalyzeConfig, policy: AssistPolicy) -> faust.App:
                 continue
             metrics.TRANSCRIPT_RECORDS.labels(type=parsed.type).inc()
             try:
-                produced = policy.on_event(parsed)
+                # Embedding an utterance takes milliseconds of CPU: keep it off the event loop.
+                produced = (
+                    await asyncio.to_thread(policy.on_event, parsed)
+                    if config.embeddings or config.sentiment_engine != "vader"
+                    else policy.on_event(parsed)
+                )
             except Exception as exc:
                 # A policy bug must not stall the partition on one record forever. The error's
                 # type only: its message could quote transcript text.
@@ -95,6 +117,14 @@ def build_app(config: AnalyzeConfig, policy: AssistPolicy) -> faust.App:
             metrics.ACTIVE_CALLS.set(policy.active_calls)
 
     app.agent(transcripts, name=AGENT_NAME)(analyze_transcripts)
+
+    if reloader is not None and config.rules_reload_interval_s > 0:
+
+        async def reload_rules() -> None:
+            # Compiling a new set embeds its intent examples: off the loop.
+            await asyncio.to_thread(reloader.check)
+
+        app.timer(config.rules_reload_interval_s, name="analyze.rules-reload")(reload_rules)
     return app
 
 
@@ -128,13 +158,18 @@ async def _dead_letter(
 
 
 def _observe(event: AssistEvent) -> None:
-    latency_s = max(0.0, event.emitted_at - event.segment_emitted_at)
     match event:
         case Sentiment():
             final = event.final
         case AgentHint() | SupervisorAlert():
             final = event.on_final
             metrics.RULE_MATCHES.labels(rule_id=event.rule_id).inc()
+            if event.matched_by == "compliance":
+                metrics.COMPLIANCE_MISSES.labels(item_id=event.rule_id).inc()
+        case ComplianceState() | SentimentTrend() | ConversationMetrics() | RedactionAudit():
+            metrics.ASSIST_EVENTS.labels(type=event.type, final="true").inc()
+            return  # a checklist update, not the answer to one segment: no latency to observe
+    latency_s = max(0.0, event.emitted_at - event.segment_emitted_at)
     metrics.ASSIST_EVENTS.labels(type=event.type, final=str(final).lower()).inc()
     histogram = metrics.FINAL_TO_ASSIST_LATENCY if final else metrics.PARTIAL_TO_ASSIST_LATENCY
     histogram.labels(type=event.type).observe(latency_s)

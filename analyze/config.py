@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,23 @@ class AnalyzeConfig(BaseSettings):
     deadletter_topic: str = TOPICS.deadletter
     app_id: str = Field(default="callscope-analyze", min_length=1)  # also the consumer group id
     rules_path: Path | None = None  # None: the example rules shipped in the package
+    # How often the rule file is checked for a new version (hot reload); 0 turns reloading off.
+    rules_reload_interval_s: float = Field(default=5.0, ge=0, le=3600)
+    # Semantic intents and knowledge retrieval with the MiniLM embedding model (~5-10 ms per
+    # embedded utterance); off: exact and fuzzy phrases only.
+    embeddings: bool = True
+    semantic_on_partials: bool = False  # embed partials too, not only finals (costs CPU per partial)
+    knowledge_path: Path | None = None  # folder of markdown articles; None: the shipped examples
+    # Sentiment engine: vader (default, ~50 µs), embedding (MiniLM + the project's trained head,
+    # ~5-10 ms), transformers (the operator's own model in sentiment_model_dir; the models extra).
+    sentiment_engine: Literal["vader", "embedding", "transformers"] = "vader"
+    sentiment_model_dir: Path | None = None
+    partial_sentiment_interval_s: float = Field(default=0.5, ge=0, le=60)  # per turn, latest wins
+    metrics_interval_ms: int = Field(default=15_000, ge=1_000)  # conversation metrics and trends
+    trend_window_ms: int = Field(default=60_000, ge=1_000)  # rolling sentiment window
+    # faust's consumer waits up to 1.5 s on an empty fetch; Tansu never answers one early
+    # (analyze/faust_fetch.py). Short: a final reaches the worker in milliseconds.
+    fetch_max_wait_ms: int = Field(default=10, ge=1, le=1500)
     datadir: Path | None = None  # None: a temporary folder removed when the worker stops
     # Tansu answers the first JoinGroup only after about half the session timeout; faust's 60 s
     # default would delay the first assignment by ~30 s.

@@ -42,3 +42,13 @@ ACTIVE_CALLS = Gauge(
     "callscope_analyze_active_calls",
     "Calls this worker holds assist state for.",
 )
+RULE_RELOADS = Counter(
+    "callscope_analyze_rule_reloads_total",
+    "Rule-file changes seen by the hot reloader, by outcome (reloaded, rejected: old set kept).",
+    ["outcome"],
+)
+COMPLIANCE_MISSES = Counter(
+    "callscope_analyze_compliance_misses_total",
+    "Compliance steps missed, by compliance item id.",
+    ["item_id"],
+)

@@ -17,8 +17,13 @@ from prometheus_client import start_http_server
 from analyze.app import build_app
 from analyze.assist import AssistPolicy
 from analyze.config import AnalyzeConfig
-from analyze.rules import RuleMatcher, load_rules
-from analyze.sentiment import VaderScorer
+from analyze.embeddings import Embedder
+from analyze.faust_fetch import cap_fetch_wait
+from analyze.hotreload import RuleReloader
+from analyze.knowledge import KnowledgeBase
+from analyze.live import LiveSettings
+from analyze.rules import RuleMatcher, RuleSet, load_rules
+from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +65,37 @@ async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> No
     app crashes.
     """
     rule_set = load_rules(config.rules_path)  # fail before touching the broker
-    policy = AssistPolicy(RuleMatcher(rule_set), VaderScorer(), max_calls=config.max_calls)
+    embedder = await asyncio.to_thread(Embedder.load) if config.embeddings else None
+
+    def compile_rules(rules: RuleSet) -> RuleMatcher:
+        return RuleMatcher(rules, embedder=embedder)
+
+    matcher, knowledge = await asyncio.to_thread(
+        lambda: (compile_rules(rule_set), KnowledgeBase.load(config.knowledge_path, embedder))
+    )
+    _warn_unknown_articles(rule_set, knowledge)
+    if config.sentiment_engine == "embedding" and embedder is not None:
+        scorer = EmbeddingScorer(embedder, LinearHead.load())  # shares the rules' embedder
+    else:
+        scorer = make_scorer(config.sentiment_engine, model_dir=config.sentiment_model_dir)
+    live = LiveSettings(
+        partial_interval_s=config.partial_sentiment_interval_s,
+        rolling_window_ms=config.trend_window_ms,
+        metrics_interval_ms=config.metrics_interval_ms,
+    )
+    policy = AssistPolicy(
+        matcher,
+        scorer,
+        live=live,
+        max_calls=config.max_calls,
+        knowledge=knowledge,
+        semantic_on_partials=config.semantic_on_partials,
+    )
+    reloader = None
+    if config.rules_path is not None and config.rules_reload_interval_s > 0:
+        reloader = RuleReloader(config.rules_path, matcher, compile=compile_rules, install=policy.use_rules)
     await check_source_topic(config)
+    cap_fetch_wait(config.fetch_max_wait_ms)
 
     with contextlib.ExitStack() as cleanup:
         if stop is None:
@@ -72,7 +106,7 @@ async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> No
             cleanup.callback(server.server_close)
             cleanup.callback(server.shutdown)
         datadir = config.datadir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="analyze")))
-        app = build_app(config.model_copy(update={"datadir": datadir}), policy)
+        app = build_app(config.model_copy(update={"datadir": datadir}), policy, reloader=reloader)
         log.info(
             "analyze worker starting",
             extra={
@@ -91,6 +125,12 @@ async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> No
         if app.crash_reason is not None:
             raise app.crash_reason
         log.info("analyze worker stopped", extra={"app_id": config.app_id})
+
+
+def _warn_unknown_articles(rule_set: RuleSet, knowledge: KnowledgeBase) -> None:
+    for rule in rule_set.rules:
+        if rule.knowledge not in ("", "auto") and rule.knowledge not in knowledge.article_ids:
+            log.warning("rule names an unknown knowledge article", extra={"rule_id": rule.id})
 
 
 def _set_on_signals(stop: asyncio.Event, cleanup: contextlib.ExitStack) -> None:

@@ -1,4 +1,7 @@
-"""Tables of the store: calls, final segments (with their final sentiment), assist events, leg errors.
+"""Tables of the store, one per kind of fact: calls, segments, assist events, metrics, audit, checklists.
+
+Calls, final segments (with their final sentiment), assist events, leg errors, conversation
+metrics, sentiment trends, redaction audit, compliance state and rule-set versions.
 
 There are no foreign keys between them: the transcript and assist topics are consumed
 independently, so a segment, its sentiment or a call's end can reach the database before the
@@ -102,6 +105,7 @@ class AssistEvent(Base):
     matched: Mapped[str] = mapped_column(Text, nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)  # the hint, or the alert's message
     severity: Mapped[str | None] = mapped_column(Text)  # alerts only
+    origin: Mapped[str] = mapped_column(Text, nullable=False, server_default="live")  # live | replay
     segment_emitted_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     emitted_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     stored_at: Mapped[datetime] = mapped_column(
@@ -110,6 +114,7 @@ class AssistEvent(Base):
 
     __table_args__ = (
         CheckConstraint("kind IN ('hint', 'alert')", name="kind"),
+        CheckConstraint("origin IN ('live', 'replay')", name="origin"),
         CheckConstraint("leg IN ('agent', 'customer')", name="leg"),
         Index(None, "call_id", "emitted_at"),
     )
@@ -125,6 +130,107 @@ class LegError(Base):
     code: Mapped[str] = mapped_column(Text, primary_key=True)
     at: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     retryable: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    stored_at: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=func.clock_timestamp()
+    )
+
+
+class ConversationMetric(Base):
+    """A call's conversation metrics at one call position (analyze.conversation); the end has call_ended."""
+
+    __tablename__ = "conversation_metrics"
+
+    call_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    elapsed_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    call_ended: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    talk_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    non_talk_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    longest_silence_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    overtalk_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    interruptions: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    agent: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)  # LegConversation fields
+    customer: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    emitted_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    stored_at: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=func.clock_timestamp()
+    )
+
+
+class SentimentTrendRow(Base):
+    """Sentiment per quarter, trend and rolling mean of one scope (agent, customer, call) at a position."""
+
+    __tablename__ = "sentiment_trends"
+
+    call_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    elapsed_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    call_ended: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    quarters: Mapped[list[float | None]] = mapped_column(JSONB, nullable=False)
+    trend: Mapped[float | None] = mapped_column(Double)
+    rolling: Mapped[float | None] = mapped_column(Double)
+    rolling_window_ms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    samples: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    emitted_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    stored_at: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=func.clock_timestamp()
+    )
+
+    __table_args__ = (CheckConstraint("scope IN ('agent', 'customer', 'call')", name="scope"),)
+
+
+class RedactionAuditRow(Base):
+    """What kinds of personal data were redacted from a segment, by which stage: counts, never values."""
+
+    __tablename__ = "redaction_audit"
+
+    segment_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    stage: Mapped[str] = mapped_column(
+        Text, primary_key=True
+    )  # analyze (assist topic) | store (segments.text)
+    call_id: Mapped[str] = mapped_column(Text, nullable=False)
+    leg: Mapped[str] = mapped_column(Text, nullable=False)
+    counts: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False)
+    stored_at: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=func.clock_timestamp()
+    )
+
+    __table_args__ = (
+        CheckConstraint("stage IN ('analyze', 'store')", name="stage"),
+        Index(None, "call_id"),
+    )
+
+
+class ComplianceStateRow(Base):
+    """One checklist step of a call under one rule-set version; latest status wins."""
+
+    __tablename__ = "compliance_state"
+
+    call_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    rule_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    item_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    call_ended: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    event_id: Mapped[str] = mapped_column(Text, nullable=False)
+    emitted_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    stored_at: Mapped[datetime] = mapped_column(
+        Timestamp, nullable=False, server_default=func.clock_timestamp()
+    )
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'met', 'missed', 'not_applicable')", name="status"),
+    )
+
+
+class RuleSetVersion(Base):
+    """A rule-set version seen on the assist topic or used by a replay; content where known."""
+
+    __tablename__ = "rule_set_versions"
+
+    version: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    content: Mapped[str | None] = mapped_column(Text)  # the YAML, when a replay registered it
+    digest: Mapped[str | None] = mapped_column(Text)  # sha256 of the content
     stored_at: Mapped[datetime] = mapped_column(
         Timestamp, nullable=False, server_default=func.clock_timestamp()
     )

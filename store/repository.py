@@ -18,13 +18,28 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.models import AssistEvent, Call, LegError, Segment
+from store.models import (
+    AssistEvent,
+    Call,
+    ComplianceStateRow,
+    ConversationMetric,
+    LegError,
+    RedactionAuditRow,
+    RuleSetVersion,
+    Segment,
+    SentimentTrendRow,
+)
 from store.sink import Batch
 
 _calls = Call.__table__
 _segments = Segment.__table__
 _assist = AssistEvent.__table__
 _leg_errors = LegError.__table__
+_metrics = ConversationMetric.__table__
+_trends = SentimentTrendRow.__table__
+_audits = RedactionAuditRow.__table__
+_compliance = ComplianceStateRow.__table__
+_rule_versions = RuleSetVersion.__table__
 
 _SEGMENT_TEXT_COLUMNS = (
     "call_id",
@@ -71,11 +86,49 @@ async def write_batch(conn: AsyncConnection, batch: Batch) -> None:
         conn, insert(_assist).on_conflict_do_nothing(index_elements=["event_id"]), batch.assist_events
     )
     await _execute(conn, insert(_leg_errors).on_conflict_do_nothing(), batch.leg_errors)
+    await _execute(conn, _upsert_latest(_metrics, ["call_id", "elapsed_ms"]), batch.metrics)
+    await _execute(conn, _upsert_latest(_trends, ["call_id", "scope", "elapsed_ms"]), batch.trends)
+    await _execute(conn, _upsert_latest(_audits, ["segment_id", "stage"], stamped=False), batch.audits)
+    await _execute(
+        conn, _upsert_latest(_compliance, ["call_id", "rule_version", "item_id"]), batch.compliance
+    )
+    await _execute(conn, _upsert_rule_versions(), batch.rule_versions)
 
 
 async def _execute(conn: AsyncConnection, statement: Any, rows: Sequence[Any]) -> None:
     if rows:
-        await conn.execute(statement, [asdict(row) for row in rows])
+        await conn.execute(statement, [_values(row) for row in rows])
+
+
+def _values(row: Any) -> dict[str, Any]:
+    values = asdict(row)
+    values.pop("redaction_counts", None)  # a segment's audit goes to its own table (merge)
+    return values
+
+
+def _upsert_latest(table: Any, key: list[str], *, stamped: bool = True) -> Any:
+    """Replace the row with the same key; with `stamped`, never with an older event (a replayed one)."""
+    stmt = insert(table)
+    columns = [c.name for c in table.columns if c.name not in key and c.name != "stored_at"]
+    where = (stmt.excluded.emitted_at >= table.c.emitted_at) if stamped else None
+    return stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={**{c: stmt.excluded[c] for c in columns}, "stored_at": func.clock_timestamp()},
+        where=where,
+    )
+
+
+def _upsert_rule_versions() -> Any:
+    # Seen on the stream: the version and when; a replay registers its content too.
+    stmt = insert(_rule_versions)
+    return stmt.on_conflict_do_update(
+        index_elements=["version"],
+        set_={
+            "first_seen_at": func.least(_rule_versions.c.first_seen_at, stmt.excluded.first_seen_at),
+            "content": func.coalesce(stmt.excluded.content, _rule_versions.c.content),
+            "digest": func.coalesce(stmt.excluded.digest, _rule_versions.c.digest),
+        },
+    )
 
 
 def _upsert_call_starts() -> Any:

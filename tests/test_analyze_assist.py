@@ -184,7 +184,10 @@ def test_call_state_is_cleared_when_the_call_ends(policy: AssistPolicy) -> None:
     policy.on_event(partial("cancel my account", 0))
     policy.on_event(TranscriptCallStarted(call_id="c2", started_at=1.0))
     assert policy.active_calls == 2
-    assert policy.on_event(TranscriptCallEnded(call_id="c1", ended_at=2.0)) == []
+    # The call's closing summaries (conversation metrics, sentiment trends), then nothing is kept.
+    closing = policy.on_event(TranscriptCallEnded(call_id="c1", ended_at=2.0))
+    assert {e.type for e in closing} == {"conversation.metrics", "sentiment.trend"}
+    assert all(e.call_ended for e in closing)  # type: ignore[union-attr]
     assert policy.active_calls == 1
     # A replay of the call after its end is treated as new: the same (deterministic) event again.
     (hint,) = _triggered(policy.on_event(partial("cancel my account", 0)))

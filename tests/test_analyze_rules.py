@@ -161,7 +161,7 @@ def test_unknown_kind_leg_and_severity_are_rejected_with_the_allowed_values() ->
         """
     )
     assert problems == (
-        "rules[0] (k): unknown kind 'popup' (expected one of: hint, alert)",
+        "rules[0] (k): unknown kind 'popup' (expected one of: hint, alert, tag)",
         "rules[1] (l): unknown leg 'caller' (expected one of: customer, agent, any)",
         "rules[2] (s): unknown severity 'high' (expected one of: info, warning, critical)",
     )
@@ -192,3 +192,94 @@ def test_missing_version_typos_and_bad_yaml_are_reported() -> None:
     )
     assert _problems("version: '1'\nrules: []") == ("'rules' must be a non-empty list",)
     assert _problems("version: [1\n") == ("not valid YAML at line 2",)
+
+
+def test_fuzzy_intents_conditions_and_compliance_are_read_from_the_file() -> None:
+    rules = parse_rules_yaml(
+        textwrap.dedent(
+            """
+            version: "9"
+            fuzzy_cutoff: 90
+            intent_threshold: 0.5
+            intent_background: [I paid my bill]
+            rules:
+              - id: cancel
+                kind: hint
+                leg: customer
+                phrases: [cancel my account]
+                fuzzy: true
+                fuzzy_cutoff: 80
+                intents: [I want to leave you]
+                intent_threshold: 0.6
+                when: {min_call_time_s: 5, after_rules: [details]}
+                category: retention
+                knowledge: auto
+                hint: Retain.
+              - {id: details, kind: tag, leg: agent, phrases: [your balance is]}
+            compliance:
+              - id: disclosure
+                leg: agent
+                phrases: [this call may be recorded]
+                within_s: 30
+                before_rules: [details]
+                severity: critical
+                message: No disclosure.
+            """
+        )
+    )
+    cancel, details = rules.rules
+    assert (rules.fuzzy_cutoff, rules.intent_threshold, rules.intent_background) == (
+        90.0,
+        0.5,
+        ("I paid my bill",),
+    )
+    assert (cancel.fuzzy, cancel.fuzzy_cutoff, cancel.intents, cancel.intent_threshold) == (
+        True,
+        80.0,
+        ("I want to leave you",),
+        0.6,
+    )
+    assert (cancel.when.min_call_time_ms, cancel.when.after_rules) == (5000, ("details",))
+    assert (cancel.category, cancel.knowledge, details.kind) == ("retention", "auto", "tag")
+    (item,) = rules.compliance
+    assert (item.id, item.within_ms, item.before_rules, item.severity) == (
+        "disclosure",
+        30_000,
+        ("details",),
+        "critical",
+    )
+
+
+def test_intents_alone_are_a_text_trigger() -> None:
+    rules = parse_rules_yaml("version: 1\nrules: [{id: a, kind: tag, leg: any, intents: [hello there]}]")
+    assert rules.rules[0].phrases == () and rules.rules[0].intents == ("hello there",)
+
+
+def test_bad_compliance_items_and_dangling_references_are_reported() -> None:
+    problems = _problems(
+        """
+        version: "1"
+        rules:
+          - {id: a, kind: tag, leg: agent, phrases: [x]}
+          - {id: b, kind: tag, leg: agent, phrases: [x], hint: h}
+        compliance:
+          - {id: a, leg: agent, phrases: [y], within_s: 30, message: m}
+          - {id: c, leg: agent, phrases: [z], message: m}
+          - {id: d, leg: agent, phrases: [w], before_rules: [nope], message: m}
+        """
+    )
+    assert problems == (
+        "rules[1] (b): a tag rule sends nothing: no 'hint', 'message', 'severity' or 'knowledge'",
+        "compliance[1] (c): give 'within_s' and/or 'before_rules' (when the step is due)",
+        "compliance[0]: duplicate id 'a' (first used by rules[0])",
+        "compliance (d): refers to unknown rule 'nope'",
+    )
+
+
+def test_example_rules_carry_compliance_steps_and_categories() -> None:
+    rules = load_rules()
+    assert {c.id for c in rules.compliance} == {"recording-disclosure", "identity-verification"}
+    categories = {r.category for r in rules.rules}
+    assert {"escalation", "competitor", "sentiment"} <= categories
+    trend = rules.rule("negative-sentiment-trend")
+    assert trend is not None and trend.when.call_trend_below is not None and trend.trigger.empty

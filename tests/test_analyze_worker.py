@@ -17,7 +17,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analyze.config import AnalyzeConfig
-from analyze.events import AgentHint, AssistEvent, Sentiment, SupervisorAlert, parse_assist_event
+from analyze.events import (
+    AgentHint,
+    AssistEvent,
+    ComplianceState,
+    Sentiment,
+    SupervisorAlert,
+    parse_assist_event,
+)
 from analyze.worker import SourceTopicError, run
 from deploy.deadletter import DeadLetter
 from deploy.kafka import create_topics, make_producer
@@ -177,7 +184,12 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
     def complete(events: list[AssistEvent]) -> bool:
         finals = {(e.call_id, e.segment_id) for e in events if isinstance(e, Sentiment) and e.final}
         triggered = {e.rule_id for e in events if isinstance(e, AgentHint | SupervisorAlert)}
-        return len(finals) == 6 and {"retention-cancel", "escalation-request"} <= triggered
+        closed = {e.call_id for e in events if isinstance(e, ComplianceState) and e.call_ended}
+        return (
+            len(finals) == 6
+            and {"retention-cancel", "escalation-request"} <= triggered
+            and closed == {"call-cancel", "call-manager"}
+        )
 
     async with _running_worker(config):
         assist: list[AssistEvent] = await _collect_until(
@@ -189,7 +201,7 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
         scraped = await asyncio.to_thread(_scrape, metrics_port)
 
     hints = [e for e in assist if isinstance(e, AgentHint)]
-    alerts = [e for e in assist if isinstance(e, SupervisorAlert)]
+    alerts = [e for e in assist if isinstance(e, SupervisorAlert) and e.category != "compliance"]
     assert [(h.call_id, h.rule_id, h.segment_id, h.leg) for h in hints] == [
         ("call-cancel", "retention-cancel", cancel_seg, "customer")
     ]
@@ -198,6 +210,12 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
     ]
     assert hints[0].matched == "cancel my account" and not hints[0].on_final  # fired on a partial
     assert alerts[0].matched == "speak to a manager"
+    # Neither scripted agent gave the recording disclosure: a compliance miss on each call's end.
+    misses = [e for e in assist if isinstance(e, SupervisorAlert) and e.category == "compliance"]
+    assert sorted((e.call_id, e.rule_id) for e in misses) == [
+        ("call-cancel", "recording-disclosure"),
+        ("call-manager", "recording-disclosure"),
+    ]
 
     sentiments = [e for e in assist if isinstance(e, Sentiment)]
     final_sentiments = {(e.call_id, e.leg, e.segment_id) for e in sentiments if e.final}
