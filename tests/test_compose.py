@@ -115,3 +115,20 @@ def test_dockerfile_runs_the_callscope_entrypoint() -> None:
     assert re.search(r"^FROM python:3\.11[\w.-]*", text, re.M)
     assert 'ENTRYPOINT ["callscope"]' in text
     assert "USER " in text  # not root
+
+
+def test_transcribe_streams_to_the_vllm_service_with_settings_the_config_knows(
+    services: dict[str, Any],
+) -> None:
+    from transcribe.config import TranscribeConfig
+
+    env = services["transcribe"]["environment"]
+    names = {
+        k.removeprefix("CALLSCOPE_TRANSCRIBE_").lower() for k in env if k.startswith("CALLSCOPE_TRANSCRIBE_")
+    }
+    assert names <= set(TranscribeConfig.model_fields)
+    assert env["CALLSCOPE_TRANSCRIBE_ENGINE"] == "vllm"
+    port = services["vllm"]["command"][services["vllm"]["command"].index("--port") + 1]
+    assert env["CALLSCOPE_TRANSCRIBE_VLLM_URL"] == f"ws://vllm:{port}/v1/realtime"
+    assert env["CALLSCOPE_TRANSCRIBE_VLLM_MODEL"] in services["vllm"]["command"]
+    assert "vllm" in services["transcribe"]["depends_on"]

@@ -63,6 +63,9 @@ class FakeSession:
             yield item
 
     async def aclose(self) -> None:
+        # As the seam says: events() ends after aclose().
+        if not self.closed and self._events.empty():
+            self._events.put_nowait(_END)
         self.closed = True
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from dataclasses import replace
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.topics import TOPICS
 from transcribe.local_session import LocalSessionConfig
 from transcribe.segmenter import SegmenterConfig
 from transcribe.whisper_engine import WhisperConfig
+
+if TYPE_CHECKING:
+    from transcribe.vllm_session import VllmSessionConfig
 
 
 class TranscribeConfig(BaseSettings):
@@ -27,6 +33,20 @@ class TranscribeConfig(BaseSettings):
     audio_topic: str = TOPICS.audio
     transcript_topic: str = TOPICS.transcripts
     deadletter_topic: str = TOPICS.deadletter
+
+    # Engine: "local" runs Whisper in this process; "vllm" streams to a /v1/realtime server
+    # (vLLM serving Voxtral Realtime, or `callscope transcribe serve`).
+    engine: Literal["local", "vllm"] = "local"
+    vllm_url: str = "ws://127.0.0.1:8000/v1/realtime"
+    vllm_model: str = "mistralai/Voxtral-Mini-4B-Realtime-2602"
+    vllm_api_key: SecretStr | None = None
+    vllm_max_turn_ms: int = Field(30_000, ge=1_000)  # far below the server's utterance capacity
+    vllm_retry_attempts: int = Field(5, ge=0, le=100)
+    vllm_retry_base_delay_s: float = Field(0.25, gt=0)
+    vllm_retry_max_delay_s: float = Field(8.0, gt=0)
+    vllm_idle_close_s: float = Field(20.0, gt=0)
+    vllm_stall_timeout_s: float = Field(30.0, gt=0)
+    vllm_max_held_ms: int = Field(90_000, ge=2_000)
 
     # Engine (embedded CPU default)
     model_path: str | None = None  # an operator's own CTranslate2 Whisper folder
@@ -50,6 +70,7 @@ class TranscribeConfig(BaseSettings):
     fetch_max_records: int = Field(500, ge=1)
     max_gap_fill_ms: int = Field(5_000, ge=0)  # longer gaps in a leg start a new session
     idle_leg_timeout_s: float = Field(30.0, gt=0)
+    leg_stall_timeout_s: float = Field(15.0, gt=0)  # a session taking no audio this long fails its leg
     commit_interval_s: float = Field(1.0, gt=0)
     shutdown_drain_s: float = Field(5.0, ge=0)
     metrics_port: int | None = None  # serve Prometheus metrics here when set
@@ -72,4 +93,26 @@ class TranscribeConfig(BaseSettings):
             ),
             partial_interval_ms=self.partial_interval_ms,
             max_queued_chunks=self.session_queue_chunks,
+        )
+
+    def vllm_session(self) -> VllmSessionConfig:
+        from transcribe.realtime_client import Endpoint
+        from transcribe.vllm_session import RetryPolicy, VllmSessionConfig
+
+        segmenter = replace(self.local_session().segmenter, max_turn_ms=10**9)  # cut by the session
+        return VllmSessionConfig(
+            endpoint=Endpoint(
+                self.vllm_url,
+                self.vllm_model,
+                self.vllm_api_key.get_secret_value() if self.vllm_api_key else None,
+            ),
+            max_turn_ms=self.vllm_max_turn_ms,
+            segmenter=segmenter,
+            retry=RetryPolicy(
+                self.vllm_retry_attempts, self.vllm_retry_base_delay_s, self.vllm_retry_max_delay_s
+            ),
+            max_queued_chunks=self.session_queue_chunks,
+            max_held_ms=max(self.vllm_max_held_ms, 2 * self.vllm_max_turn_ms),
+            idle_close_s=self.vllm_idle_close_s,
+            stall_timeout_s=self.vllm_stall_timeout_s,
         )

@@ -50,6 +50,7 @@ class LegStream:
         self._max_gap_samples = max_gap_samples
         self._clock = clock
         self._ready = asyncio.Event()
+        self.error: SessionError | None = None  # the session's last error, if it reported one
 
     def accepts(self, frame: AudioFrame) -> bool:
         """False when the frame lies too far past the audio sent (a new session must take it)."""
@@ -76,15 +77,25 @@ class LegStream:
             await self._ready.wait()
             await self._session.end_input()
 
+    async def fail(self, code: str, *, retryable: bool) -> None:
+        """Give up on this session (it stopped taking audio): report the leg, close the session."""
+        self.ended = True
+        self.error = SessionError(code, retryable)
+        await self._emit(self._to_transcript(self.error))
+        await self._session.aclose()  # its events() ends, so run() returns
+
     async def run(self) -> None:
         metrics.SESSIONS_OPEN.inc()
         try:
             async with self._session:
                 self._ready.set()
                 async for event in self._session.events():
+                    if isinstance(event, SessionError):
+                        self.error = event
                     await self._emit(self._to_transcript(event))
         except SpeechError as exc:
-            await self._emit(self._to_transcript(SessionError(exc.code, exc.retryable)))
+            self.error = SessionError(exc.code, exc.retryable)
+            await self._emit(self._to_transcript(self.error))
         finally:
             self.ended = True
             self._ready.set()  # feeders waiting on a session that failed to open must not hang

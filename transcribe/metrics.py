@@ -24,3 +24,22 @@ FINAL_LATENCY = Histogram(
 SESSIONS_OPEN = Gauge("callscope_transcribe_sessions_open", "Speech sessions open (one per active leg)")
 LEG_ERRORS = Counter("callscope_transcribe_leg_errors_total", "Session errors reported per leg", ["code"])
 PARTITIONS_PAUSED = Gauge("callscope_transcribe_partitions_paused", "Partitions paused for backpressure")
+
+# Realtime (vLLM-compatible) engine client
+REALTIME_CONNECTIONS_OPEN = Gauge(
+    "callscope_transcribe_realtime_connections_open", "WebSocket connections open to the realtime server"
+)
+REALTIME_RECONNECTS = Counter(
+    "callscope_transcribe_realtime_reconnects_total", "Reconnects to the realtime server, by cause", ["code"]
+)
+AUDIO_BACKLOG_SECONDS = Gauge(
+    "callscope_transcribe_audio_backlog_seconds", "Audio received by sessions and not yet sent to the engine"
+)
+FIRST_DELTA_LATENCY = Histogram(
+    "callscope_transcribe_first_delta_latency_seconds",
+    "Start of an utterance (commit) to its first transcription.delta",
+    buckets=_LATENCY_BUCKETS,
+)
+FRAMES_DROPPED = Counter(
+    "callscope_transcribe_frames_dropped_total", "Frames not transcribed, by reason", ["reason"]
+)

@@ -27,7 +27,7 @@ from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
 from transcribe.codec import LegDecoder, samples_at_16k
 from transcribe.config import TranscribeConfig
-from transcribe.events import TranscriptCallEnded, TranscriptCallStarted, TranscriptEvent
+from transcribe.events import LegError, TranscriptCallEnded, TranscriptCallStarted, TranscriptEvent
 from transcribe.leg import LegStream
 from transcribe.session import SessionFactory, SpeechError
 from transcribe.watermark import CommitWatermark
@@ -48,6 +48,27 @@ def local_session_factory(config: TranscribeConfig) -> SessionFactory:
         return LocalSession(engine, session_config)
 
     return open_session
+
+
+def vllm_session_factory(config: TranscribeConfig) -> SessionFactory:
+    """Sessions on a /v1/realtime server (vLLM, or `callscope transcribe serve`)."""
+    from transcribe.vllm_session import VllmSession
+
+    session_config = config.vllm_session()
+
+    def open_session(*, call_id: str, leg: Leg) -> VllmSession:
+        return VllmSession(session_config)
+
+    return open_session
+
+
+def session_factory_for(config: TranscribeConfig) -> SessionFactory:
+    """The engine the config selects (`engine`: local or vllm)."""
+    match config.engine:
+        case "vllm":
+            return vllm_session_factory(config)
+        case "local":
+            return local_session_factory(config)
 
 
 class _PartitionBacklog:
@@ -79,6 +100,7 @@ class TranscribeWorker:
         self._active: dict[tuple[str, Leg], LegStream] = {}
         self._streams: dict[str, list[tuple[LegStream, asyncio.Task[None]]]] = {}
         self._closers: dict[str, asyncio.Task[None]] = {}
+        self._failed_legs: set[tuple[str, Leg]] = set()  # legs given up on until their call ends
         self._tg: asyncio.TaskGroup | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -162,6 +184,8 @@ class TranscribeWorker:
                 rejected = self._calls.check_frame(event)
                 if rejected:
                     await self._dead_letter(record, rejected.reason, rejected.detail)
+                    if rejected.reason == "leg_format_changed":
+                        await self._report_leg_once(event.call_id, event.leg, rejected.reason)
                     return
                 metrics.FRAMES_IN.inc()
                 await self._feed(event, received_at)
@@ -185,12 +209,23 @@ class TranscribeWorker:
         key = (frame.call_id, frame.leg)
         stream = self._active.get(key)
         if stream is not None and (stream.ended or not stream.accepts(frame)):
+            if stream.error is not None and not stream.error.retryable:
+                self._failed_legs.add(key)  # a new session would fail the same way
             await self._retire(key)
             stream = None
+        if key in self._failed_legs:
+            metrics.FRAMES_DROPPED.labels("leg_failed").inc()
+            return
         if stream is None:
             stream = self._open_leg(frame)
         try:
-            await stream.feed(frame, received_at)
+            # A session that takes no audio for this long is stalled: fail the leg, not the partition.
+            async with asyncio.timeout(self._config.leg_stall_timeout_s):
+                await stream.feed(frame, received_at)
+        except TimeoutError:
+            log.warning("leg stalled", extra={"call_id": frame.call_id, "leg": frame.leg})
+            self._active.pop(key, None)
+            await stream.fail("engine_stalled", retryable=True)
         except SpeechError as exc:
             # The session already reported (or will report) a LegError; this frame is lost with it.
             log.warning("frame not transcribed", extra={"call_id": frame.call_id, "code": exc.code})
@@ -211,6 +246,14 @@ class TranscribeWorker:
         self._streams.setdefault(frame.call_id, []).append((stream, task))
         return stream
 
+    async def _report_leg_once(self, call_id: str, leg: Leg, code: str) -> None:
+        """A LegError for input the leg cannot take (e.g. its codec changed), once per call and leg."""
+        if (call_id, leg) in self._failed_legs:
+            return
+        self._failed_legs.add((call_id, leg))
+        metrics.LEG_ERRORS.labels(code).inc()
+        await self._emit(LegError(call_id=call_id, leg=leg, code=code, retryable=False, at=time.time()))
+
     async def _retire(self, key: tuple[str, Leg]) -> None:
         stream = self._active.pop(key, None)
         if stream is not None:
@@ -220,6 +263,7 @@ class TranscribeWorker:
         """End both legs, wait for their finals, then emit call.ended after them."""
         for leg in ("agent", "customer"):
             self._active.pop((state.call_id, leg), None)
+            self._failed_legs.discard((state.call_id, leg))
         streams = self._streams.pop(state.call_id, [])
         for stream, _ in streams:
             await stream.end_input()
@@ -300,6 +344,7 @@ class TranscribeWorker:
     def _drop_call(self, call_id: str) -> None:
         for leg in ("agent", "customer"):
             self._active.pop((call_id, leg), None)
+            self._failed_legs.discard((call_id, leg))
         for _, task in self._streams.pop(call_id, []):
             task.cancel()
         closer = self._closers.pop(call_id, None)
@@ -331,7 +376,7 @@ async def run(
         from prometheus_client import start_http_server
 
         start_http_server(config.metrics_port)
-    factory = session_factory or await asyncio.to_thread(local_session_factory, config)
+    factory = session_factory or await asyncio.to_thread(session_factory_for, config)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=config.kafka_bootstrap,
         group_id=config.group_id,

@@ -1,0 +1,1 @@
+"""Amazon SageMaker hosting: the bidirectional-streaming bridge container and its endpoint script."""

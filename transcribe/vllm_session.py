@@ -1,0 +1,426 @@
+"""A SpeechSession on a `/v1/realtime` server (vLLM on a GPU, or `callscope transcribe serve`).
+
+One utterance per turn: the client-side VAD and segmenter (the same as the embedded engine's)
+cut the leg into turns; each turn is one `commit` ... `commit(final)` on one long-lived
+connection, and its `transcription.done` is the turn's final. Why per turn and not one long
+utterance per leg: silence is never sent, an engine slot (vLLM --max-num-seqs) is held only
+while someone speaks, finals need no text-to-time alignment, and a reconnect replays one turn
+(README, "Segmentation with vLLM", has the measured latencies).
+
+The audio-loss traps of the protocol are avoided by construction: the next turn's commit waits
+for the previous `transcription.done`; `final` is only sent inside a running utterance; audio
+that arrives meanwhile is held in a bounded ring and sent after. A dropped connection or a
+stalled engine reconnects with exponential backoff and replays the open turn from its start,
+so a final is neither missing nor emitted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+
+from transcribe import metrics
+from transcribe.audio_ring import AudioRing
+from transcribe.realtime_client import Endpoint, EngineStalled, ProtocolError, RealtimeConnection, error_for
+from transcribe.realtime_protocol import (
+    AudioAppend,
+    Commit,
+    ErrorEvent,
+    ServerEvent,
+    SessionCreated,
+    TranscriptionDelta,
+    TranscriptionDone,
+)
+from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStarted
+from transcribe.session import (
+    EngineFailure,
+    FinalText,
+    InvalidAudio,
+    PartialText,
+    SessionClosed,
+    SessionError,
+    SessionEvent,
+    SpeechError,
+)
+from transcribe.vad import VadStream
+
+log = logging.getLogger(__name__)
+
+RATE_HZ = 16_000
+_END = object()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Reconnects per turn before the leg reports an error; delays double from base to max."""
+
+    attempts: int = 5
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+
+    def delay_s(self, attempt: int) -> float:
+        return min(self.max_delay_s, self.base_delay_s * 2**attempt)
+
+
+@dataclass(frozen=True)
+class VllmSessionConfig:
+    endpoint: Endpoint
+    # Long turns are cut here (at the current position, so no audio is in two utterances); keep it
+    # far below the server's utterance capacity (Voxtral: (max_model_len - 39) x 80 ms).
+    max_turn_ms: int = 30_000
+    segmenter: SegmenterConfig = field(default_factory=lambda: SegmenterConfig(max_turn_ms=10**9))
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    append_ms: int = 100  # audio per input_audio_buffer.append
+    max_queued_chunks: int = 50  # send_audio waits beyond this
+    max_held_ms: int = 90_000  # audio held for turns not yet final; processing waits beyond this
+    idle_close_s: float = 20.0  # no audio this long: an open turn is finalised, the connection closed
+    stall_timeout_s: float = 30.0  # audio sent and no server event for this long: reconnect
+    events_queue_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_held_ms < 2 * self.max_turn_ms:
+            raise ValueError("max_held_ms must hold two turns (2 x max_turn_ms)")
+
+
+@dataclass
+class _Turn:
+    start: int  # samples since the session's first sample
+    end: int | None = None  # set when the segmenter (or the length cut) closes the turn
+    revision: int = 0  # partials emitted so far, across reconnects
+
+
+@dataclass
+class _Utterance:
+    sent: int
+    final_sent: bool = False
+    committed_at: float = field(default_factory=time.monotonic)
+    first_delta: bool = True
+    unanswered_since: float | None = None  # first send after the last server event
+    text: str = ""
+    last_partial: str = ""
+    partial_at: int = -1  # `sent` when the last partial went out
+
+
+def _ms(samples: int) -> int:
+    return samples * 1000 // RATE_HZ
+
+
+class VllmSession:
+    """One leg's recognizer on a realtime server. Use as `async with`."""
+
+    def __init__(self, config: VllmSessionConfig, *, vad: VadStream | None = None) -> None:
+        self.config = config
+        self._vad = vad or VadStream()
+        self._segmenter = Segmenter(config.segmenter)
+        self._ring = AudioRing()
+        self._turns: deque[_Turn] = deque()
+        self._changed = asyncio.Condition()
+        self._segmented = 0  # audio the segmenter has decided on; an open turn is sent up to here
+        self._last_sent_end = 0  # no sample is sent in two successful utterances
+        self._input_done = False  # end_input() was called
+        self._processed_all = False  # ... and every sample before it has been segmented
+        self._sent_mark = 0
+        self._input: asyncio.Queue[bytes | object] = asyncio.Queue(config.max_queued_chunks)
+        self._events: asyncio.Queue[SessionEvent | object] = asyncio.Queue(config.events_queue_size)
+        self._conn: RealtimeConnection | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._backlog_s = 0.0
+
+    # -- the SpeechSession seam -------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._runner = asyncio.create_task(self._run(), name="vllm-session")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def send_audio(self, pcm16_16k: bytes) -> None:
+        if self._stopped or self._input_done or self._runner is None:
+            raise SessionClosed()
+        if len(pcm16_16k) % 2:
+            raise InvalidAudio()
+        if pcm16_16k:
+            await self._input.put(pcm16_16k)
+
+    async def end_input(self) -> None:
+        if self._input_done or self._stopped:
+            return
+        self._input_done = True
+        await self._input.put(_END)
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        while True:
+            item = await self._events.get()
+            if item is _END:
+                return
+            assert isinstance(item, PartialText | FinalText | SessionError)
+            yield item
+
+    async def aclose(self) -> None:
+        """Stop at once; turns not yet final are dropped (call end_input first to keep them)."""
+        self._input_done = True
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            with contextlib.suppress(asyncio.QueueFull):
+                self._events.put_nowait(_END)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._process(), name="vllm-session-process")
+                tg.create_task(self._drive(), name="vllm-session-drive")
+        except* SpeechError as group:
+            error = group.exceptions[0]
+            assert isinstance(error, SpeechError)
+            await self._events.put(SessionError(error.code, error.retryable))
+        except* Exception:
+            log.exception("realtime session failed")
+            await self._events.put(SessionError(EngineFailure.code, retryable=False))
+        finally:
+            self._stopped = True
+            self._set_backlog(0)
+            while not self._input.empty():  # a feeder blocked on a full queue gets through, then fails
+                self._input.get_nowait()
+            await self._disconnect()
+        await self._events.put(_END)
+
+    async def _process(self) -> None:
+        """Input -> ring, VAD and turns. Waits (so send_audio waits) while the ring is full."""
+        max_held = self.config.max_held_ms * RATE_HZ // 1000
+        while True:
+            try:
+                item = await asyncio.wait_for(self._input.get(), self.config.idle_close_s)
+            except TimeoutError:
+                # vLLM has no idle timeout: a turn left open would pin an engine slot forever.
+                await self._on_turn_events(self._segmenter.flush())
+                continue
+            if item is _END:
+                await self._on_turn_events(self._segmenter.flush())
+                async with self._changed:
+                    self._segmented = self._ring.end
+                    self._processed_all = True
+                    self._changed.notify_all()
+                return
+            assert isinstance(item, bytes)
+            samples = np.frombuffer(item, dtype="<i2").astype(np.float32) / 32768.0
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._ring.end - self._ring.start < max_held)
+                self._ring.append(samples)
+            probabilities = await asyncio.to_thread(self._vad.process, samples)
+            for probability in probabilities:
+                await self._on_turn_events(self._segmenter.push(probability))
+                self._cut_long_turn()
+            async with self._changed:
+                self._segmented = self._segmenter.position
+                self._trim()
+                self._changed.notify_all()
+            self._update_backlog()
+
+    async def _on_turn_events(self, events: list[TurnStarted | TurnEnded]) -> None:
+        if not events:
+            return
+        async with self._changed:
+            for event in events:
+                match event:
+                    case TurnStarted(start_sample=start):
+                        self._turns.append(_Turn(start))
+                    case TurnEnded(end_sample=end):
+                        turn = self._turns[-1]
+                        turn.end = max(end, turn.start)
+            self._changed.notify_all()
+
+    def _cut_long_turn(self) -> None:
+        """Close a long turn at the current position and go on in a new one (no overlap)."""
+        if not self._turns or self._turns[-1].end is not None:
+            return
+        position = self._segmenter.position
+        if position - self._turns[-1].start >= self.config.max_turn_ms * RATE_HZ // 1000:
+            self._turns[-1].end = position
+            self._turns.append(_Turn(position))
+
+    def _trim(self) -> None:
+        keep = self._segmenter.retain_from
+        if self._turns:
+            keep = min(keep, self._turns[0].start)
+        self._ring.trim_before(keep)
+
+    async def _drive(self) -> None:
+        """Turns -> utterances, strictly one after another on one connection."""
+        while True:
+            turn = await self._next_turn()
+            if turn is None:
+                return
+            if turn.end is None or turn.end > max(turn.start, self._last_sent_end):
+                await self._transcribe(turn)
+            async with self._changed:
+                self._turns.popleft()
+                self._trim()
+                self._changed.notify_all()
+
+    async def _next_turn(self) -> _Turn | None:
+        while True:
+            async with self._changed:
+                ready = lambda: bool(self._turns) or self._processed_all  # noqa: E731
+                try:
+                    async with asyncio.timeout(self.config.idle_close_s if self._conn else None):
+                        await self._changed.wait_for(ready)
+                except TimeoutError:
+                    pass
+                else:
+                    return self._turns[0] if self._turns else None
+            log.info("idle realtime connection closed")
+            await self._disconnect()
+
+    async def _transcribe(self, turn: _Turn) -> None:
+        policy = self.config.retry
+        attempt = 0
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = await RealtimeConnection.open(self.config.endpoint)
+                    metrics.REALTIME_CONNECTIONS_OPEN.inc()
+                await self._utterance(self._conn, turn)
+                return
+            except SpeechError as exc:
+                await self._disconnect()
+                if not exc.retryable or attempt >= policy.attempts:
+                    raise
+                metrics.REALTIME_RECONNECTS.labels(exc.code).inc()
+                log.info("realtime reconnect", extra={"attempt": attempt + 1, "code": exc.code})
+                await asyncio.sleep(policy.delay_s(attempt))
+                attempt += 1
+
+    async def _utterance(self, conn: RealtimeConnection, turn: _Turn) -> None:
+        """One turn as one utterance; from its start again after a reconnect (a replay)."""
+        state = _Utterance(sent=max(turn.start, self._last_sent_end))
+        await conn.send(Commit())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                sender = tg.create_task(self._send_turn(conn, turn, state), name="vllm-session-send")
+                done = await self._receive_turn(conn, turn, state)
+                sender.cancel()
+        except* SpeechError as group:
+            raise group.exceptions[0] from None
+        start = max(turn.start, self._last_sent_end)
+        if not state.final_sent:
+            # The server ended the utterance itself (max_model_len): the rest is a new turn.
+            log.warning("utterance ended by the server's length limit", extra={"sent_ms": _ms(state.sent)})
+            async with self._changed:
+                self._turns.insert(1, _Turn(state.sent, turn.end))
+                turn.end = state.sent
+        self._last_sent_end = state.sent
+        text = done.text.strip()
+        if text or turn.revision:
+            await self._events.put(FinalText(_ms(start), _ms(turn.end or state.sent), text))
+
+    async def _send_turn(self, conn: RealtimeConnection, turn: _Turn, state: _Utterance) -> None:
+        chunk = self.config.append_ms * RATE_HZ // 1000
+        while True:
+            async with self._changed:
+                # Whole chunks only (but the last): the same turn is then sent the same way on a replay.
+                await self._changed.wait_for(
+                    lambda: self._limit(turn) >= state.sent + chunk or turn.end is not None
+                )
+                end = min(self._limit(turn), state.sent + chunk)
+                audio = self._ring.slice(state.sent, end) if end > state.sent else None
+            if audio is not None:
+                pcm = (np.clip(audio, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
+                await conn.send(AudioAppend.of(pcm))
+                state.sent = end
+                state.unanswered_since = state.unanswered_since or time.monotonic()
+                self._update_backlog(state.sent)
+            elif turn.end is not None:
+                await conn.send(Commit(final=True))  # only here: inside the running utterance
+                state.final_sent = True
+                state.unanswered_since = state.unanswered_since or time.monotonic()
+                return
+
+    async def _receive_turn(
+        self, conn: RealtimeConnection, turn: _Turn, state: _Utterance
+    ) -> TranscriptionDone:
+        while True:
+            event = await self._receive(conn, state)
+            match event:
+                case TranscriptionDelta(delta=delta):
+                    if state.first_delta:
+                        state.first_delta = False
+                        metrics.FIRST_DELTA_LATENCY.observe(time.monotonic() - state.committed_at)
+                    await self._on_delta(turn, state, delta)
+                case TranscriptionDone():
+                    return event
+                case ErrorEvent():
+                    log.warning("realtime server error", extra={"code": event.code})
+                    raise error_for(event)
+                case SessionCreated():
+                    raise ProtocolError()
+
+    async def _receive(self, conn: RealtimeConnection, state: _Utterance) -> ServerEvent:
+        while True:
+            try:
+                async with asyncio.timeout(self.config.stall_timeout_s):
+                    event = await conn.receive()
+            except TimeoutError:
+                since = state.unanswered_since
+                if since is not None and time.monotonic() - since >= self.config.stall_timeout_s:
+                    log.warning("realtime engine stalled")
+                    raise EngineStalled() from None
+                continue
+            state.unanswered_since = None
+            return event
+
+    async def _on_delta(self, turn: _Turn, state: _Utterance, delta: str) -> None:
+        # A partial per completed word: a delta that opens a new word closes the previous one.
+        # At most one partial per piece of audio sent: a burst of deltas (catching up) gives one.
+        if (
+            delta[:1].isspace()
+            and state.text.strip()
+            and state.text.strip() != state.last_partial
+            and state.sent != state.partial_at
+        ):
+            state.partial_at = state.sent
+            state.last_partial = state.text.strip()
+            await self._events.put(
+                PartialText(_ms(turn.start), _ms(state.sent), state.last_partial, turn.revision)
+            )
+            turn.revision += 1
+        state.text += delta
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _limit(self, turn: _Turn) -> int:
+        """How far a turn's audio may be sent: its end, or what the segmenter has decided on."""
+        return turn.end if turn.end is not None else self._segmented
+
+    def _update_backlog(self, sent: int | None = None) -> None:
+        if sent is not None:
+            self._sent_mark = sent
+        pending = self._ring.end - max(self._sent_mark, self._ring.start) if self._turns else 0
+        self._set_backlog(max(0, pending) / RATE_HZ)
+
+    def _set_backlog(self, seconds: float) -> None:
+        metrics.AUDIO_BACKLOG_SECONDS.inc(seconds - self._backlog_s)
+        self._backlog_s = seconds
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            metrics.REALTIME_CONNECTIONS_OPEN.dec()
+            with contextlib.suppress(Exception):
+                await conn.close()
