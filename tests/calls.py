@@ -36,6 +36,8 @@ class Turn:
 
 @dataclass(frozen=True)
 class TestCall:
+    __test__ = False  # a fixture, not a test class: pytest must not try to collect it
+
     call_id: str
     recording: Recording  # both legs at CALL_RATE_HZ
     turns: tuple[Turn, ...] = field(default=())
