@@ -6,11 +6,14 @@
 * `SidecarStream`: what SageMaker's sidecar does, on loopback: each request PayloadPart becomes one
   WebSocket frame to the container and each frame back one response PayloadPart. It lets the
   SageMaker transport run through the real bridge and a real server, without AWS.
+* `RealtimeStreamFake`: the whole far side in memory (SageMaker and vLLM's utterance semantics),
+  for unit tests of a session driving the SageMaker transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,3 +110,65 @@ class SidecarStream:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class RealtimeStreamFake:
+    """An in-memory DuplexStream that answers like vLLM behind SageMaker, one per `open`.
+
+    Utterance semantics as vLLM's: a commit starts an utterance unless one runs (then it is
+    ignored), each append gives one delta (" w<k>"), `final` ends the utterance with done. A
+    `final` with none running is counted in `stray_finals` (vLLM would end the next one empty).
+    `drop_after_appends` closes the stream (an "end" part) after that many appends.
+    """
+
+    def __init__(self, endpoint: SageMakerEndpoint, drop_after_appends: int | None = None) -> None:
+        self.endpoint = endpoint
+        self.sent: list[dict[str, object]] = []
+        self.utterance_samples: list[int] = []  # audio of each utterance that reached done
+        self.stray_finals = 0
+        self.closed = False
+        self._drop_after = drop_after_appends
+        self._appends = 0
+        self._running: list[str] | None = None  # deltas of the running utterance
+        self._samples = 0
+        self._parts: asyncio.Queue[StreamPart] = asyncio.Queue()
+        self._reply({"type": "session.created", "id": f"sess-{id(self)}", "created": 0})
+
+    @classmethod
+    def opener(cls, opened: list[RealtimeStreamFake], drop_first_after: int | None = None) -> StreamOpener:
+        """Opens a new stream per call and appends it to `opened`; only the first one drops."""
+
+        async def open_stream(endpoint: SageMakerEndpoint) -> RealtimeStreamFake:
+            opened.append(cls(endpoint, drop_first_after if not opened else None))
+            return opened[-1]
+
+        return open_stream
+
+    def _reply(self, event: dict[str, object]) -> None:
+        self._parts.put_nowait(StreamPart("payload", json.dumps(event).encode()))
+
+    async def send(self, payload: bytes) -> None:
+        event = json.loads(payload.decode("utf-8"))
+        self.sent.append(event)
+        match event["type"], self._running:
+            case "input_audio_buffer.commit", None if event.get("final"):
+                self.stray_finals += 1
+            case "input_audio_buffer.commit", None:
+                self._running, self._samples = [], 0
+            case "input_audio_buffer.commit", deltas if event.get("final"):
+                self._reply({"type": "transcription.done", "text": "".join(deltas), "usage": None})
+                self.utterance_samples.append(self._samples)
+                self._running = None
+            case "input_audio_buffer.append", deltas if deltas is not None:
+                self._samples += len(base64.b64decode(str(event["audio"]))) // 2
+                deltas.append(f" w{len(deltas)}")
+                self._reply({"type": "transcription.delta", "delta": deltas[-1]})
+                self._appends += 1
+                if self._appends == self._drop_after:
+                    self._parts.put_nowait(StreamPart("end"))
+
+    async def receive(self) -> StreamPart:
+        return await self._parts.get()
+
+    async def close(self) -> None:
+        self.closed = True

@@ -12,17 +12,16 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pytest
 
 from deploy.sagemaker.bridge import PING_PATH, STREAM_PATH, BridgeConfig, running_bridge
-from tests.conformance.peers import SKIP_REASON, VLLM_MODEL, vllm_peer, vllm_peer_available
+from tests.conformance.peers import Peer
 from tests.sagemaker_fakes import SidecarStream, recording_upstream
 from tests.speech import librivox_utterances
 from transcribe.realtime_protocol import AudioAppend, Commit, TranscriptionDelta, TranscriptionDone
@@ -200,8 +199,6 @@ async def test_stopping_the_bridge_closes_open_streams_with_going_away() -> None
 
 # -- in front of the real servers ---------------------------------------------------------------
 
-SERVE_MODEL = "callscope-whisper-tiny.en"
-
 
 @dataclass(frozen=True)
 class Upstream:
@@ -210,30 +207,12 @@ class Upstream:
     model: str
 
 
-@pytest.fixture(scope="module")
-async def serve_upstream() -> AsyncIterator[Upstream]:
-    """`callscope transcribe serve` (Whisper tiny.en on CPU) in this process."""
-    from transcribe.serve import RealtimeServer, ServeConfig
-    from transcribe.whisper_engine import shared_engine
-
-    config = ServeConfig(port=0, model_name=SERVE_MODEL, max_sessions=2, max_utterance_s=10.0)
-    async with RealtimeServer(shared_engine(), config) as server:
-        yield Upstream("serve", f"http://127.0.0.1:{server.port}", SERVE_MODEL)
-
-
-@pytest.fixture(scope="module")
-def vllm_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    """The real vLLM server on CPU with the tiny random Voxtral-Realtime model."""
-    if not vllm_peer_available():
-        print(SKIP_REASON)
-        pytest.skip(SKIP_REASON)
-    with vllm_peer(Path(tmp_path_factory.mktemp("vllm-bridge"))) as peer:
-        yield Upstream("vllm", f"http://127.0.0.1:{peer.port}", VLLM_MODEL)
-
-
 @pytest.fixture(scope="module", params=["serve", "vllm"])
 def upstream(request: pytest.FixtureRequest) -> Upstream:
-    return request.getfixturevalue(f"{request.param}_upstream")
+    """`transcribe serve` (Whisper tiny.en), then the real vLLM server on CPU: the session-wide
+    servers of tests/conftest.py, the same ones the conformance suite runs against."""
+    peer: Peer = request.getfixturevalue(f"{request.param}_server")
+    return Upstream(peer.name, f"http://127.0.0.1:{peer.port}", peer.model)
 
 
 def speech_pcm(seconds: float) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.topics import TOPICS
@@ -14,6 +14,8 @@ from transcribe.segmenter import SegmenterConfig
 from transcribe.whisper_engine import WhisperConfig
 
 if TYPE_CHECKING:
+    from transcribe.connector import Connect
+    from transcribe.sagemaker_transport import StreamOpener
     from transcribe.vllm_session import VllmSessionConfig
 
 
@@ -35,10 +37,20 @@ class TranscribeConfig(BaseSettings):
     deadletter_topic: str = TOPICS.deadletter
 
     # Engine: "local" runs Whisper in this process; "vllm" streams to a /v1/realtime server
-    # (vLLM serving Voxtral Realtime, or `callscope transcribe serve`).
-    engine: Literal["local", "vllm"] = "local"
+    # (vLLM serving Voxtral Realtime, or `callscope transcribe serve`); "sagemaker" streams the same
+    # protocol to vLLM behind a SageMaker endpoint (extra `callscope[sagemaker-stream]`, Python 3.12+).
+    # The vllm_* settings below but vllm_url and vllm_api_key apply to both remote engines.
+    engine: Literal["local", "vllm", "sagemaker"] = "local"
     vllm_url: str = "ws://127.0.0.1:8000/v1/realtime"
-    vllm_model: str = "mistralai/Voxtral-Mini-4B-Realtime-2602"
+    vllm_model: str = "mistralai/Voxtral-Mini-4B-Realtime-2602"  # the served model name
+    sagemaker_endpoint_name: str | None = None
+    sagemaker_region: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "CALLSCOPE_TRANSCRIBE_SAGEMAKER_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", "sagemaker_region"
+        ),
+    )
+    sagemaker_target_variant: str | None = None
     vllm_api_key: SecretStr | None = None
     vllm_max_turn_ms: int = Field(30_000, ge=1_000)  # far below the server's utterance capacity
     vllm_retry_attempts: int = Field(5, ge=0, le=100)
@@ -75,6 +87,15 @@ class TranscribeConfig(BaseSettings):
     shutdown_drain_s: float = Field(5.0, ge=0)
     metrics_port: int | None = None  # serve Prometheus metrics here when set
 
+    @model_validator(mode="after")
+    def _sagemaker_needs_an_endpoint(self) -> TranscribeConfig:
+        if self.engine == "sagemaker" and not (self.sagemaker_endpoint_name and self.sagemaker_region):
+            raise ValueError(
+                "engine=sagemaker needs CALLSCOPE_TRANSCRIBE_SAGEMAKER_ENDPOINT_NAME and "
+                "CALLSCOPE_TRANSCRIBE_SAGEMAKER_REGION (or AWS_REGION)"
+            )
+        return self
+
     def whisper(self) -> WhisperConfig:
         return WhisperConfig(
             model_path=self.model_path, cpu_threads=self.cpu_threads, num_workers=self.decode_workers
@@ -95,17 +116,35 @@ class TranscribeConfig(BaseSettings):
             max_queued_chunks=self.session_queue_chunks,
         )
 
-    def vllm_session(self) -> VllmSessionConfig:
-        from transcribe.realtime_client import Endpoint
+    def realtime_connect(self, *, opener: StreamOpener | None = None) -> Connect:
+        """How a remote session connects: a WebSocket (`vllm`) or a SageMaker stream (`sagemaker`)."""
+        from transcribe import connector
+
+        match self.engine:
+            case "sagemaker":
+                from transcribe.sagemaker_transport import SageMakerEndpoint
+
+                assert self.sagemaker_endpoint_name and self.sagemaker_region  # checked at validation
+                endpoint = SageMakerEndpoint(
+                    self.sagemaker_endpoint_name,
+                    self.sagemaker_region,
+                    self.vllm_model,
+                    self.sagemaker_target_variant,
+                )
+                return connector.sagemaker(endpoint, opener)
+            case _:
+                from transcribe.realtime_client import Endpoint
+
+                api_key = self.vllm_api_key.get_secret_value() if self.vllm_api_key else None
+                return connector.websocket(Endpoint(self.vllm_url, self.vllm_model, api_key))
+
+    def vllm_session(self, connect: Connect | None = None) -> VllmSessionConfig:
+        """Settings of a session on a remote engine; `connect` defaults to `realtime_connect()`."""
         from transcribe.vllm_session import RetryPolicy, VllmSessionConfig
 
         segmenter = replace(self.local_session().segmenter, max_turn_ms=10**9)  # cut by the session
         return VllmSessionConfig(
-            endpoint=Endpoint(
-                self.vllm_url,
-                self.vllm_model,
-                self.vllm_api_key.get_secret_value() if self.vllm_api_key else None,
-            ),
+            connect=connect or self.realtime_connect(),
             max_turn_ms=self.vllm_max_turn_ms,
             segmenter=segmenter,
             retry=RetryPolicy(

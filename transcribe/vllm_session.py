@@ -11,7 +11,9 @@ The audio-loss traps of the protocol are avoided by construction: the next turn'
 for the previous `transcription.done`; `final` is only sent inside a running utterance; audio
 that arrives meanwhile is held in a bounded ring and sent after. A dropped connection or a
 stalled engine reconnects with exponential backoff and replays the open turn from its start,
-so a final is neither missing nor emitted twice.
+so a final is neither missing nor emitted twice. The connection comes from `config.connect`
+(connector.py): a WebSocket to the server, or the server behind a SageMaker endpoint. Turn and
+utterance bookkeeping is pure, in realtime_turns.py.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,7 +31,8 @@ import numpy as np
 
 from transcribe import metrics
 from transcribe.audio_ring import AudioRing
-from transcribe.realtime_client import Endpoint, EngineStalled, ProtocolError, RealtimeConnection, error_for
+from transcribe.connector import Connect, Connection
+from transcribe.realtime_client import EngineStalled, ProtocolError, error_for
 from transcribe.realtime_protocol import (
     AudioAppend,
     Commit,
@@ -40,6 +42,7 @@ from transcribe.realtime_protocol import (
     TranscriptionDelta,
     TranscriptionDone,
 )
+from transcribe.realtime_turns import RATE_HZ, Turn, TurnBook, Utterance, ms
 from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStarted
 from transcribe.session import (
     EngineFailure,
@@ -55,7 +58,6 @@ from transcribe.vad import VadStream
 
 log = logging.getLogger(__name__)
 
-RATE_HZ = 16_000
 _END = object()
 
 
@@ -73,7 +75,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class VllmSessionConfig:
-    endpoint: Endpoint
+    connect: Connect  # connector.websocket(Endpoint(...)) or connector.sagemaker(SageMakerEndpoint(...))
     # Long turns are cut here (at the current position, so no audio is in two utterances); keep it
     # far below the server's utterance capacity (Voxtral: (max_model_len - 39) x 80 ms).
     max_turn_ms: int = 30_000
@@ -91,29 +93,6 @@ class VllmSessionConfig:
             raise ValueError("max_held_ms must hold two turns (2 x max_turn_ms)")
 
 
-@dataclass
-class _Turn:
-    start: int  # samples since the session's first sample
-    end: int | None = None  # set when the segmenter (or the length cut) closes the turn
-    revision: int = 0  # partials emitted so far, across reconnects
-
-
-@dataclass
-class _Utterance:
-    sent: int
-    final_sent: bool = False
-    committed_at: float = field(default_factory=time.monotonic)
-    first_delta: bool = True
-    unanswered_since: float | None = None  # first send after the last server event
-    text: str = ""
-    last_partial: str = ""
-    partial_at: int = -1  # `sent` when the last partial went out
-
-
-def _ms(samples: int) -> int:
-    return samples * 1000 // RATE_HZ
-
-
 class VllmSession:
     """One leg's recognizer on a realtime server. Use as `async with`."""
 
@@ -122,16 +101,14 @@ class VllmSession:
         self._vad = vad or VadStream()
         self._segmenter = Segmenter(config.segmenter)
         self._ring = AudioRing()
-        self._turns: deque[_Turn] = deque()
-        self._changed = asyncio.Condition()
-        self._segmented = 0  # audio the segmenter has decided on; an open turn is sent up to here
-        self._last_sent_end = 0  # no sample is sent in two successful utterances
+        self._book = TurnBook(config.max_turn_ms * RATE_HZ // 1000)
+        self._changed = asyncio.Condition()  # guards the ring and the book
         self._input_done = False  # end_input() was called
         self._processed_all = False  # ... and every sample before it has been segmented
         self._sent_mark = 0
         self._input: asyncio.Queue[bytes | object] = asyncio.Queue(config.max_queued_chunks)
         self._events: asyncio.Queue[SessionEvent | object] = asyncio.Queue(config.events_queue_size)
-        self._conn: RealtimeConnection | None = None
+        self._conn: Connection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stopped = False
         self._backlog_s = 0.0
@@ -214,7 +191,7 @@ class VllmSession:
             if item is _END:
                 await self._on_turn_events(self._segmenter.flush())
                 async with self._changed:
-                    self._segmented = self._ring.end
+                    self._book.segmented = self._ring.end
                     self._processed_all = True
                     self._changed.notify_all()
                 return
@@ -226,9 +203,9 @@ class VllmSession:
             probabilities = await asyncio.to_thread(self._vad.process, samples)
             for probability in probabilities:
                 await self._on_turn_events(self._segmenter.push(probability))
-                self._cut_long_turn()
+                self._book.cut_long_turn(self._segmenter.position)
             async with self._changed:
-                self._segmented = self._segmenter.position
+                self._book.segmented = self._segmenter.position
                 self._trim()
                 self._changed.notify_all()
             self._update_backlog()
@@ -238,28 +215,11 @@ class VllmSession:
             return
         async with self._changed:
             for event in events:
-                match event:
-                    case TurnStarted(start_sample=start):
-                        self._turns.append(_Turn(start))
-                    case TurnEnded(end_sample=end):
-                        turn = self._turns[-1]
-                        turn.end = max(end, turn.start)
+                self._book.apply(event)
             self._changed.notify_all()
 
-    def _cut_long_turn(self) -> None:
-        """Close a long turn at the current position and go on in a new one (no overlap)."""
-        if not self._turns or self._turns[-1].end is not None:
-            return
-        position = self._segmenter.position
-        if position - self._turns[-1].start >= self.config.max_turn_ms * RATE_HZ // 1000:
-            self._turns[-1].end = position
-            self._turns.append(_Turn(position))
-
     def _trim(self) -> None:
-        keep = self._segmenter.retain_from
-        if self._turns:
-            keep = min(keep, self._turns[0].start)
-        self._ring.trim_before(keep)
+        self._ring.trim_before(self._book.keep_from(self._segmenter.retain_from))
 
     async def _drive(self) -> None:
         """Turns -> utterances, strictly one after another on one connection."""
@@ -267,34 +227,34 @@ class VllmSession:
             turn = await self._next_turn()
             if turn is None:
                 return
-            if turn.end is None or turn.end > max(turn.start, self._last_sent_end):
+            if self._book.needs_sending(turn):
                 await self._transcribe(turn)
             async with self._changed:
-                self._turns.popleft()
+                self._book.drop_oldest()
                 self._trim()
                 self._changed.notify_all()
 
-    async def _next_turn(self) -> _Turn | None:
+    async def _next_turn(self) -> Turn | None:
         while True:
             async with self._changed:
-                ready = lambda: bool(self._turns) or self._processed_all  # noqa: E731
+                ready = lambda: bool(self._book.turns) or self._processed_all  # noqa: E731
                 try:
                     async with asyncio.timeout(self.config.idle_close_s if self._conn else None):
                         await self._changed.wait_for(ready)
                 except TimeoutError:
                     pass
                 else:
-                    return self._turns[0] if self._turns else None
+                    return self._book.turns[0] if self._book.turns else None
             log.info("idle realtime connection closed")
             await self._disconnect()
 
-    async def _transcribe(self, turn: _Turn) -> None:
+    async def _transcribe(self, turn: Turn) -> None:
         policy = self.config.retry
         attempt = 0
         while True:
             try:
                 if self._conn is None:
-                    self._conn = await RealtimeConnection.open(self.config.endpoint)
+                    self._conn = await self.config.connect()
                     metrics.REALTIME_CONNECTIONS_OPEN.inc()
                 await self._utterance(self._conn, turn)
                 return
@@ -307,9 +267,10 @@ class VllmSession:
                 await asyncio.sleep(policy.delay_s(attempt))
                 attempt += 1
 
-    async def _utterance(self, conn: RealtimeConnection, turn: _Turn) -> None:
+    async def _utterance(self, conn: Connection, turn: Turn) -> None:
         """One turn as one utterance; from its start again after a reconnect (a replay)."""
-        state = _Utterance(sent=max(turn.start, self._last_sent_end))
+        start = self._book.first_unsent(turn)
+        state = Utterance(sent=start)
         await conn.send(Commit())
         try:
             async with asyncio.TaskGroup() as tg:
@@ -318,27 +279,24 @@ class VllmSession:
                 sender.cancel()
         except* SpeechError as group:
             raise group.exceptions[0] from None
-        start = max(turn.start, self._last_sent_end)
         if not state.final_sent:
-            # The server ended the utterance itself (max_model_len): the rest is a new turn.
-            log.warning("utterance ended by the server's length limit", extra={"sent_ms": _ms(state.sent)})
-            async with self._changed:
-                self._turns.insert(1, _Turn(state.sent, turn.end))
-                turn.end = state.sent
-        self._last_sent_end = state.sent
+            log.warning("utterance ended by the server's length limit", extra={"sent_ms": ms(state.sent)})
+        async with self._changed:
+            self._book.finish(turn, state)  # the rest of a turn cut by the server becomes a new turn
+            self._changed.notify_all()
         text = done.text.strip()
         if text or turn.revision:
-            await self._events.put(FinalText(_ms(start), _ms(turn.end or state.sent), text))
+            await self._events.put(FinalText(ms(start), ms(turn.end or state.sent), text))
 
-    async def _send_turn(self, conn: RealtimeConnection, turn: _Turn, state: _Utterance) -> None:
+    async def _send_turn(self, conn: Connection, turn: Turn, state: Utterance) -> None:
         chunk = self.config.append_ms * RATE_HZ // 1000
         while True:
             async with self._changed:
                 # Whole chunks only (but the last): the same turn is then sent the same way on a replay.
                 await self._changed.wait_for(
-                    lambda: self._limit(turn) >= state.sent + chunk or turn.end is not None
+                    lambda: self._book.limit(turn) >= state.sent + chunk or turn.end is not None
                 )
-                end = min(self._limit(turn), state.sent + chunk)
+                end = min(self._book.limit(turn), state.sent + chunk)
                 audio = self._ring.slice(state.sent, end) if end > state.sent else None
             if audio is not None:
                 pcm = (np.clip(audio, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes()
@@ -352,9 +310,7 @@ class VllmSession:
                 state.unanswered_since = state.unanswered_since or time.monotonic()
                 return
 
-    async def _receive_turn(
-        self, conn: RealtimeConnection, turn: _Turn, state: _Utterance
-    ) -> TranscriptionDone:
+    async def _receive_turn(self, conn: Connection, turn: Turn, state: Utterance) -> TranscriptionDone:
         while True:
             event = await self._receive(conn, state)
             match event:
@@ -362,7 +318,11 @@ class VllmSession:
                     if state.first_delta:
                         state.first_delta = False
                         metrics.FIRST_DELTA_LATENCY.observe(time.monotonic() - state.committed_at)
-                    await self._on_delta(turn, state, delta)
+                    if (partial := state.add_delta(delta)) is not None:
+                        await self._events.put(
+                            PartialText(ms(turn.start), ms(state.sent), partial, turn.revision)
+                        )
+                        turn.revision += 1
                 case TranscriptionDone():
                     return event
                 case ErrorEvent():
@@ -371,7 +331,7 @@ class VllmSession:
                 case SessionCreated():
                     raise ProtocolError()
 
-    async def _receive(self, conn: RealtimeConnection, state: _Utterance) -> ServerEvent:
+    async def _receive(self, conn: Connection, state: Utterance) -> ServerEvent:
         while True:
             try:
                 async with asyncio.timeout(self.config.stall_timeout_s):
@@ -385,33 +345,12 @@ class VllmSession:
             state.unanswered_since = None
             return event
 
-    async def _on_delta(self, turn: _Turn, state: _Utterance, delta: str) -> None:
-        # A partial per completed word: a delta that opens a new word closes the previous one.
-        # At most one partial per piece of audio sent: a burst of deltas (catching up) gives one.
-        if (
-            delta[:1].isspace()
-            and state.text.strip()
-            and state.text.strip() != state.last_partial
-            and state.sent != state.partial_at
-        ):
-            state.partial_at = state.sent
-            state.last_partial = state.text.strip()
-            await self._events.put(
-                PartialText(_ms(turn.start), _ms(state.sent), state.last_partial, turn.revision)
-            )
-            turn.revision += 1
-        state.text += delta
-
     # -- helpers ----------------------------------------------------------------------------
-
-    def _limit(self, turn: _Turn) -> int:
-        """How far a turn's audio may be sent: its end, or what the segmenter has decided on."""
-        return turn.end if turn.end is not None else self._segmented
 
     def _update_backlog(self, sent: int | None = None) -> None:
         if sent is not None:
             self._sent_mark = sent
-        pending = self._ring.end - max(self._sent_mark, self._ring.start) if self._turns else 0
+        pending = self._ring.end - max(self._sent_mark, self._ring.start) if self._book.turns else 0
         self._set_backlog(max(0, pending) / RATE_HZ)
 
     def _set_backlog(self, seconds: float) -> None:

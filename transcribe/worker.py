@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -32,6 +32,10 @@ from transcribe.leg import LegStream
 from transcribe.session import SessionFactory, SpeechError
 from transcribe.watermark import CommitWatermark
 
+if TYPE_CHECKING:
+    from transcribe.connector import Connect
+    from transcribe.sagemaker_transport import StreamOpener
+
 log = logging.getLogger(__name__)
 STAGE = "transcribe"
 
@@ -50,11 +54,11 @@ def local_session_factory(config: TranscribeConfig) -> SessionFactory:
     return open_session
 
 
-def vllm_session_factory(config: TranscribeConfig) -> SessionFactory:
-    """Sessions on a /v1/realtime server (vLLM, or `callscope transcribe serve`)."""
+def vllm_session_factory(config: TranscribeConfig, connect: Connect | None = None) -> SessionFactory:
+    """Sessions on a /v1/realtime server (vLLM, or `callscope transcribe serve`), or through `connect`."""
     from transcribe.vllm_session import VllmSession
 
-    session_config = config.vllm_session()
+    session_config = config.vllm_session(connect)
 
     def open_session(*, call_id: str, leg: Leg) -> VllmSession:
         return VllmSession(session_config)
@@ -62,11 +66,21 @@ def vllm_session_factory(config: TranscribeConfig) -> SessionFactory:
     return open_session
 
 
+def sagemaker_session_factory(config: TranscribeConfig, opener: StreamOpener | None = None) -> SessionFactory:
+    """Sessions on vLLM behind a SageMaker endpoint. The HTTP/2 client is resolved here, so a
+    worker without it fails at start (SageMakerClientMissing names the extra), not on every leg."""
+    from transcribe.sagemaker_transport import sdk_stream_opener
+
+    return vllm_session_factory(config, config.realtime_connect(opener=opener or sdk_stream_opener()))
+
+
 def session_factory_for(config: TranscribeConfig) -> SessionFactory:
-    """The engine the config selects (`engine`: local or vllm)."""
+    """The engine the config selects (`engine`: local, vllm or sagemaker)."""
     match config.engine:
         case "vllm":
             return vllm_session_factory(config)
+        case "sagemaker":
+            return sagemaker_session_factory(config)
         case "local":
             return local_session_factory(config)
 

@@ -4,6 +4,9 @@
   random Voxtral-Realtime model, from the separate venv `.venv-vllm`
   (tests/conformance/install_vllm_peer.sh);
 * `transcribe serve` (the embedded Whisper engine), in this process on the test loop.
+
+Each is started once per test run: tests/conftest.py holds the session fixtures (`vllm_server`,
+`serve_server`) that the conformance suite and the SageMaker bridge tests share.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ VLLM_VENV = Path(os.environ.get("CALLSCOPE_VLLM_VENV", ROOT / ".venv-vllm"))
 SKIP_REASON = "vLLM CPU peer not installed: run tests/conformance/install_vllm_peer.sh"
 
 VLLM_MODEL = "tiny-voxtral-rt"
+SERVE_MODEL = "callscope-whisper-tiny.en"
+SERVE_MAX_UTTERANCE_S = 10.0
 VLLM_MAX_MODEL_LEN = 256  # (256 - 39) x 80 ms = 17.4 s of audio per utterance
 MAX_SESSIONS = 2  # vLLM --max-num-seqs; serve's max_sessions
 STARTUP_DEADLINE_S = 300.0
@@ -114,6 +119,19 @@ def vllm_peer(workdir: Path) -> Iterator[Peer]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def serve_peer() -> AsyncIterator[Peer]:
+    """`callscope transcribe serve` (Whisper tiny.en on CPU) on a free port, on the running loop."""
+    from transcribe.serve import RealtimeServer, ServeConfig
+    from transcribe.whisper_engine import shared_engine
+
+    config = ServeConfig(
+        port=0, model_name=SERVE_MODEL, max_sessions=MAX_SESSIONS, max_utterance_s=SERVE_MAX_UTTERANCE_S
+    )
+    async with RealtimeServer(shared_engine(), config) as server:
+        yield Peer("serve", server.port, SERVE_MODEL, SERVE_MAX_UTTERANCE_S)
 
 
 class RawClient:

@@ -10,54 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosedError
 
-from tests.conformance.peers import (
-    MAX_SESSIONS,
-    SKIP_REASON,
-    Peer,
-    RawClient,
-    TcpProxy,
-    vllm_peer,
-    vllm_peer_available,
-)
+from tests.conformance.peers import MAX_SESSIONS, Peer, RawClient, TcpProxy
 from tests.speech import librivox_utterances, normalise_text
 from transcribe import metrics
+from transcribe.connector import websocket
 from transcribe.realtime_client import Endpoint
 from transcribe.session import FinalText, PartialText, SessionClosed, SessionError, SessionEvent
 from transcribe.vllm_session import RetryPolicy, VllmSession, VllmSessionConfig
 
-SERVE_MODEL = "callscope-whisper-tiny.en"
-SERVE_MAX_UTTERANCE_S = 10.0
-
-
-# -- servers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
-    if not vllm_peer_available():
-        print(SKIP_REASON)
-        pytest.skip(SKIP_REASON)
-    with vllm_peer(Path(tmp_path_factory.mktemp("vllm-peer"))) as peer:
-        yield peer
-
-
-@pytest.fixture(scope="session")
-async def serve_server() -> AsyncIterator[Peer]:
-    from transcribe.serve import RealtimeServer, ServeConfig
-    from transcribe.whisper_engine import shared_engine
-
-    config = ServeConfig(
-        port=0, model_name=SERVE_MODEL, max_sessions=MAX_SESSIONS, max_utterance_s=SERVE_MAX_UTTERANCE_S
-    )
-    async with RealtimeServer(shared_engine(), config) as server:
-        yield Peer("serve", server.port, SERVE_MODEL, SERVE_MAX_UTTERANCE_S)
+# -- servers (vllm_server and serve_server: tests/conftest.py, shared with the bridge tests) ---------
 
 
 @pytest.fixture(scope="session", params=["vllm", "serve"])
@@ -263,7 +229,7 @@ def two_turns() -> np.ndarray:
 def client_config(peer: Peer, port: int | None = None, **overrides: object) -> VllmSessionConfig:
     url = f"ws://127.0.0.1:{port or peer.port}/v1/realtime"
     defaults: dict[str, object] = {"retry": RetryPolicy(attempts=4, base_delay_s=0.05, max_delay_s=0.5)}
-    return VllmSessionConfig(Endpoint(url, peer.model), **{**defaults, **overrides})  # type: ignore[arg-type]
+    return VllmSessionConfig(websocket(Endpoint(url, peer.model)), **{**defaults, **overrides})  # type: ignore[arg-type]
 
 
 async def transcribe(
@@ -344,7 +310,7 @@ async def test_client_finalises_an_open_turn_and_closes_an_idle_connection(serve
 
 
 async def test_client_reports_a_wrong_model_name_as_a_non_retryable_error(server: Peer) -> None:
-    config = VllmSessionConfig(Endpoint(server.url, "no-such-model"))
+    config = VllmSessionConfig(websocket(Endpoint(server.url, "no-such-model")))
     async with VllmSession(config) as session:
         events = await transcribe(session, two_turns())
     errors = [e for e in events if isinstance(e, SessionError)]
