@@ -179,13 +179,9 @@ def cmd_demo(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    """Placeholder wiring: the benchmark lives in deploy/bench.py when it exists."""
-    try:
-        from deploy import bench  # type: ignore[attr-defined]
-    except ImportError:
-        print("callscope bench: not available in this build (deploy/bench.py is missing)", file=sys.stderr)
-        return EXIT_USAGE
-    return int(bench.main(args) or 0)
+    from deploy import bench
+
+    return int(bench.main(args, environ, _partitions(environ)) or 0)
 
 
 # --- Parser ---
@@ -285,6 +281,9 @@ def _add_replay(
         "--create-topics", action="store_true", help="create the pipeline's topics first if they are missing"
     )
     replay.set_defaults(handler=cmd_ingest_replay)
+    from deploy.gateway_cli import add_gateway_commands
+
+    add_gateway_commands(ingest_sub, parent)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_replay(sub, parent)
-    _stage_parser(
+    transcribe = _stage_parser(
         sub,
         parent,
         "transcribe",
@@ -314,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"                          _MODEL_PATH (a CTranslate2 Whisper folder)\n\n"
         f"reads: {TOPICS.audio}\nwrites: {TOPICS.transcripts}, {TOPICS.deadletter}",
     )
-    _stage_parser(
+    from deploy.serve_cli import add_serve_command
+
+    add_serve_command(transcribe, parent)
+    analyze = _stage_parser(
         sub,
         parent,
         "analyze",
@@ -326,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         "                         ANALYZE_METRICS_PORT; partitions must equal the transcript topic's\n\n"
         f"reads: {TOPICS.transcripts}\nwrites: {TOPICS.assist}, {TOPICS.deadletter}",
     )
+    from deploy.replay_cli import add_replay_command
+
+    add_replay_command(analyze, parent)
     _stage_parser(
         sub,
         parent,
@@ -369,9 +374,28 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         parents=[parent],
         help="measure latency and capacity (see README)",
-        description="Benchmark of the pipeline: latency percentiles per stage and capacity as ratios.",
+        description=(
+            "Benchmark of the whole pipeline, started as the demo starts it: replays calls (the bundled\n"
+            "demo call unless WAVs are given), waits until PostgreSQL holds every call, then prints p50\n"
+            "and p95 of each stage's latency (from the stamps the events carry) and each process's CPU\n"
+            "seconds per second of call audio (from /proc). See README, 'Measured'."
+        ),
+        epilog=(
+            "environment (all optional):\n"
+            "  KAFKA_BOOTSTRAP        use this broker instead of an embedded one\n"
+            "  DATABASE_URL           use this database (postgresql+asyncpg://...), not an embedded one\n"
+            f"  CALLSCOPE_PARTITIONS   partitions per topic (default {DEFAULT_PARTITIONS})"
+        ),
         formatter_class=_formatter,
     )
+    bench.add_argument("files", nargs="*", metavar="STEREO_WAV", help="calls to replay (default: demo call)")
+    bench.add_argument("--calls", type=int, default=1, help="replay each recording N times (default 1)")
+    bench.add_argument("--concurrency", type=int, default=1, help="calls replayed at once (default 1)")
+    bench.add_argument("--speed", type=float, default=1.0, help="pace, multiple of real time (0 = max)")
+    bench.add_argument("--codec", choices=("mulaw", "pcm16"), default="mulaw", help="default mulaw")
+    bench.add_argument("--rate", type=int, choices=(8000, 16000), default=8000, help="Hz, default 8000")
+    bench.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
+    bench.add_argument("--timeout", type=float, help="give up after this many seconds (default: by audio)")
     bench.set_defaults(handler=cmd_bench)
     return parser
 
@@ -385,7 +409,7 @@ def _configure_logging(args: argparse.Namespace, environ: dict[str, str]) -> Non
     if fmt not in ("json", "text"):
         raise UsageError(f"CALLSCOPE_LOG_FORMAT must be json or text, got {fmt!r}")
     # The demo's own terminal is for the call; its stages log at INFO into their own files.
-    default_level = "WARNING" if args.command == "demo" else "INFO"
+    default_level = "WARNING" if args.command in ("demo", "bench") else "INFO"
     level = (args.log_level or environ.get("CALLSCOPE_LOG_LEVEL") or default_level).upper()
     if not isinstance(logging.getLevelName(level), int):
         raise UsageError(f"unknown log level {level!r}")
