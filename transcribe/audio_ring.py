@@ -1,4 +1,8 @@
-"""A growable window of recent audio addressed by absolute sample position."""
+"""A growable window of recent audio addressed by absolute sample position.
+
+Appends and trims are amortised O(1): the held audio moves only when the free space at the end
+runs out (the first version copied up to 10 s of audio on every 20 ms frame).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +12,42 @@ import numpy as np
 class AudioRing:
     """Holds float32 samples from `start` to `end`; the owner trims what it no longer needs."""
 
-    def __init__(self) -> None:
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self.start = 0  # absolute position of _buffer[0]
+    def __init__(self, initial_capacity: int = 16_000) -> None:
+        self._buffer = np.zeros(max(1, initial_capacity), dtype=np.float32)
+        self._lo = 0  # index in _buffer of the sample at `start`
+        self._hi = 0  # index in _buffer one past the last sample held
+        self.start = 0  # absolute position of _buffer[_lo]
 
     @property
     def end(self) -> int:
-        return self.start + len(self._buffer)
+        return self.start + self._hi - self._lo
 
     def append(self, samples: np.ndarray) -> None:
-        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+        n = len(samples)
+        if self._hi + n > len(self._buffer):
+            self._make_room(n)
+        self._buffer[self._hi : self._hi + n] = samples
+        self._hi += n
 
     def slice(self, start: int, end: int) -> np.ndarray:
         """A copy of [start, end); positions before the held window read as silence."""
         lo, hi = max(start, self.start), min(end, self.end)
         out = np.zeros(max(0, end - start), dtype=np.float32)
         if hi > lo:
-            out[lo - start : hi - start] = self._buffer[lo - self.start : hi - self.start]
+            base = self._lo - self.start
+            out[lo - start : hi - start] = self._buffer[base + lo : base + hi]
         return out
 
     def trim_before(self, position: int) -> None:
-        cut = min(max(0, position - self.start), len(self._buffer))
-        if cut:
-            self._buffer = self._buffer[cut:].copy()
-            self.start += cut
+        cut = min(max(0, position - self.start), self._hi - self._lo)
+        self._lo += cut
+        self.start += cut
+
+    def _make_room(self, n: int) -> None:
+        held = self._hi - self._lo
+        capacity = len(self._buffer)
+        while capacity < 2 * (held + n):  # keep half free so moves stay rare
+            capacity *= 2
+        buffer = self._buffer if capacity == len(self._buffer) else np.zeros(capacity, dtype=np.float32)
+        buffer[:held] = self._buffer[self._lo : self._hi]
+        self._buffer, self._lo, self._hi = buffer, 0, held

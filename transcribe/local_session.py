@@ -1,8 +1,10 @@
 """The embedded CPU engine as a SpeechSession: Silero VAD + turn segmenter + Whisper tiny.en.
 
-Two tasks per session under one TaskGroup: `process` runs the VAD (in a thread) and the
-segmenter, and queues decode jobs; `decode` runs Whisper (in the engine's threads) and emits
-events. Finals are never dropped; a partial waiting to be decoded is replaced by a newer one.
+Two tasks per session: `process` runs the VAD and the segmenter and submits decode jobs to the
+process-wide DecodeScheduler (which batches the decodes of all sessions); `emit` awaits the
+results in submission order and emits events. Finals are never dropped; a partial waiting to be
+decoded is replaced by a newer one. A turn is decoded as soon as its end is known (early_final.py),
+so most finals are ready when the segmenter confirms the end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Literal, Self
 import numpy as np
 
 from transcribe.audio_ring import AudioRing
+from transcribe.decode_scheduler import DecodeScheduler, shared_scheduler
+from transcribe.early_final import EarlyFinal
 from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStarted
 from transcribe.session import (
     EngineFailure,
@@ -30,7 +34,7 @@ from transcribe.session import (
     SessionEvent,
 )
 from transcribe.vad import VadStream
-from transcribe.whisper_engine import SAMPLE_RATE_HZ, WhisperEngine
+from transcribe.whisper_engine import SAMPLE_RATE_HZ, Transcription, WhisperEngine
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ class LocalSessionConfig:
     partial_interval_ms: int = 1_000  # audio of an open turn between two partial requests
     max_queued_chunks: int = 50  # send_audio waits beyond this (50 frames of 20 ms = 1 s)
     max_pending_finals: int = 4  # turns ended but not yet decoded; processing waits beyond this
+    inline_vad_samples: int = 2_048  # VAD on fewer samples runs on the loop: cheaper than a thread hop
+    early_final: bool = True  # decode a turn once post_roll_ms of silence fixes its audio
     max_batch_samples: int = 16_000  # audio taken from the input queue per VAD step
     events_queue_size: int = 64
 
@@ -52,7 +58,7 @@ class _Job:
     kind: Literal["partial", "final"]
     start_sample: int
     end_sample: int
-    audio: np.ndarray
+    result: asyncio.Future[Transcription | None]  # None: a newer partial replaced this one
 
 
 def _ms(samples: int) -> int:
@@ -63,20 +69,29 @@ class LocalSession:
     """One leg's recognizer on the embedded engine. Use as `async with`."""
 
     def __init__(
-        self, engine: WhisperEngine, config: LocalSessionConfig | None = None, *, vad: VadStream | None = None
+        self,
+        engine: WhisperEngine,
+        config: LocalSessionConfig | None = None,
+        *,
+        vad: VadStream | None = None,
+        scheduler: DecodeScheduler | None = None,
     ) -> None:
-        self._engine = engine
+        self._scheduler = scheduler or shared_scheduler(engine)
+        self._id = self._scheduler.new_session_id()
         self.config = config or LocalSessionConfig()
         self._vad = vad or VadStream()
         self._segmenter = Segmenter(self.config.segmenter)
+        self._early = EarlyFinal(self.config.segmenter)
+        self._early_job: _Job | None = None  # the last early decode, while it is the newest partial
         self._ring = AudioRing()
         self._input: asyncio.Queue[bytes | object] = asyncio.Queue(self.config.max_queued_chunks)
         self._events: asyncio.Queue[SessionEvent | object] = asyncio.Queue(self.config.events_queue_size)
-        self._finals: deque[_Job] = deque()
-        self._partial: _Job | None = None
+        self._jobs: deque[_Job] = deque()  # submitted, not yet emitted, in submission order
+        self._pending_finals = 0
+        self._publishing: _Job | None = None
         self._changed = asyncio.Condition()
         self._processing_done = False
-        self._busy = 0  # chunks taken from the input queue and not yet segmented, or a decode running
+        self._busy = 0  # chunks taken from the input queue and not yet segmented
         self._last_partial_at = 0
         self._revisions: dict[int, int] = {}  # turn start -> partials emitted; popped by the final
         self._input_ended = False
@@ -87,7 +102,7 @@ class LocalSession:
         # Two tasks owned by this session; aclose() cancels and awaits both.
         self._tasks = [
             asyncio.create_task(self._guard(self._process()), name="local-session-process"),
-            asyncio.create_task(self._guard(self._decode()), name="local-session-decode"),
+            asyncio.create_task(self._guard(self._emit()), name="local-session-emit"),
         ]
         self._started = True
         return self
@@ -127,6 +142,7 @@ class LocalSession:
             task.cancel()
         # gather() re-raises if aclose() itself is cancelled; the children's CancelledError is expected.
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._scheduler.forget(self._id)
         if tasks:
             with contextlib.suppress(asyncio.QueueFull):
                 self._events.put_nowait(_END)
@@ -135,7 +151,7 @@ class LocalSession:
         """Wait until all audio sent so far is segmented and decoded (tests pace by this)."""
         async with self._changed:
             await self._changed.wait_for(
-                lambda: self._input.empty() and self._busy == 0 and not self._finals and self._partial is None
+                lambda: self._input.empty() and self._busy == 0 and not self._jobs and not self._publishing
             )
 
     # -- tasks ---------------------------------------------------------------------------------
@@ -161,10 +177,13 @@ class LocalSession:
             if data:
                 samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
                 self._ring.append(samples)
-                probabilities = await asyncio.to_thread(self._vad.process, samples)
+                if len(samples) + self._vad.pending_samples <= self.config.inline_vad_samples:
+                    probabilities = self._vad.process(samples)
+                else:
+                    probabilities = await asyncio.to_thread(self._vad.process, samples)
                 for probability in probabilities:
                     await self._on_events(self._segmenter.push(probability))
-                    await self._maybe_request_partial()
+                    await self._maybe_request_partial(probability)
             if ended:
                 await self._on_events(self._segmenter.flush())
             self._ring.trim_before(self._segmenter.retain_from)
@@ -181,64 +200,94 @@ class LocalSession:
                 case TurnStarted(start_sample=start):
                     self._last_partial_at = start
                 case TurnEnded(start_sample=start, end_sample=end):
-                    job = _Job("final", start, end, self._ring.slice(start, end))
                     async with self._changed:
                         await self._changed.wait_for(self._room_for_final)
-                        self._partial = None  # the final supersedes any partial of this turn
-                        self._finals.append(job)
-                        self._changed.notify_all()
+                        if not self._promote_early(start, end):
+                            # The scheduler drops this session's waiting partial: the final supersedes it.
+                            self._submit("final", start, end)
 
     def _room_for_final(self) -> bool:
-        return len(self._finals) < self.config.max_pending_finals
+        return self._pending_finals < self.config.max_pending_finals
 
-    async def _maybe_request_partial(self) -> None:
+    async def _maybe_request_partial(self, probability: float) -> None:
         start = self._segmenter.turn_start
         position = self._segmenter.position
+        early = self._early.push(probability, start, position) if self.config.early_final else None
         interval = self.config.segmenter.samples(self.config.partial_interval_ms)
-        if start is None or position - self._last_partial_at < interval:
+        if start is None or (early is None and position - self._last_partial_at < interval):
             return
         self._last_partial_at = position
-        # Latest wins: a partial not yet picked up by the decoder is simply replaced.
         async with self._changed:
-            self._partial = _Job("partial", start, position, self._ring.slice(start, position))
-            self._changed.notify_all()
+            job = self._submit("partial", *(early or (start, position)))
+            self._early_job = job if early else None
+
+    def _submit(self, kind: Literal["partial", "final"], start: int, end: int) -> _Job:
+        """Hand a clip to the scheduler (caller holds `_changed`); latest partial wins there."""
+        future = self._scheduler.submit(self._id, kind, self._ring.slice(start, end))
+        job = _Job(kind, start, end, future)
+        self._jobs.append(job)
+        self._pending_finals += kind == "final"
+        self._changed.notify_all()
+        return job
+
+    def _promote_early(self, start: int, end: int) -> bool:
+        """Use the early decode of exactly this turn as its final (caller holds `_changed`)."""
+        job, self._early_job = self._early_job, None
+        if (
+            job is None
+            or not self._early.matches(start, end)
+            or (job.start_sample, job.end_sample) != (start, end)
+        ):
+            return False
+        if job.result.done() and (
+            job.result.cancelled() or job.result.exception() or not job.result.result()
+        ):
+            return False  # failed: decode the final afresh
+        self._scheduler.promote(self._id)  # if still waiting: first in line, and no longer replaceable
+        final = _Job("final", start, end, job.result)
+        if job in self._jobs:  # not published yet: publish it as the final instead of a partial
+            self._jobs[self._jobs.index(job)] = final
+        else:
+            self._jobs.append(final)
+        self._pending_finals += 1
+        self._changed.notify_all()
+        return True
 
     async def _set_busy(self, delta: int) -> None:
         async with self._changed:
             self._busy += delta
             self._changed.notify_all()
 
-    async def _decode(self) -> None:
+    async def _emit(self) -> None:
         while True:
             async with self._changed:
-                await self._changed.wait_for(
-                    lambda: self._finals or self._partial is not None or self._done()
-                )
-                if self._done():
+                await self._changed.wait_for(lambda: self._jobs or self._done())
+                if not self._jobs:
                     break
-                job = self._finals.popleft() if self._finals else self._partial
-                if job is None:
-                    continue
-                if job.kind == "partial":
-                    self._partial = None
-                self._busy += 1
+                head = self._jobs[0]
+            # wait() leaves the future alone when this task is cancelled; forget() cancels it then.
+            await asyncio.wait([head.result])
+            async with self._changed:
+                # Popped only now: an early decode may have been promoted to the final meanwhile.
+                job = self._publishing = self._jobs.popleft()
+            await self._publish(job)
+            async with self._changed:
+                self._publishing = None
+                self._pending_finals -= job.kind == "final"
                 self._changed.notify_all()
-            try:
-                await self._run_job(job)
-            finally:
-                await self._set_busy(-1)
         await self._events.put(_END)
 
     def _done(self) -> bool:
-        return self._processing_done and not self._finals and self._busy == 0
+        return self._processing_done and not self._jobs and self._busy == 0 and not self._publishing
 
-    async def _run_job(self, job: _Job) -> None:
-        try:
-            result = await asyncio.to_thread(self._engine.decode, job.audio)
-        except Exception:
-            log.exception("decode failed", extra={"job": job.kind})
+    async def _publish(self, job: _Job) -> None:
+        if job.result.cancelled() or job.result.exception() is not None:
+            log.error("decode failed", extra={"job": job.kind})
             if job.kind == "final":
                 await self._events.put(SessionError(EngineFailure.code, retryable=True))
+            return
+        result = job.result.result()
+        if result is None:  # superseded by a newer partial
             return
         start_ms, end_ms = _ms(job.start_sample), _ms(job.end_sample)
         if job.kind == "partial":

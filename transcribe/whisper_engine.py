@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +31,8 @@ class WhisperConfig:
     cpu_threads: int = 1  # intra-op threads per decode
     num_workers: int = 1  # decodes that may run at the same time
     compute_type: str = "int8"
+    max_batch_size: int = 8  # decode requests of different sessions run together in one call
+    encode_batch_size: int = 4  # windows per encoder call inside a batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +80,63 @@ class WhisperEngine:
 
     def decode(self, samples: np.ndarray) -> Transcription:
         """Transcribe up to 10 s of float32 16 kHz audio in [-1, 1]. Blocking: call from a thread."""
+        return self.decode_batch([samples])[0]
+
+    def decode_batch(self, batch: Sequence[np.ndarray]) -> list[Transcription]:
+        """Decode several clips in one encoder and one generate() call; same text as one by one.
+
+        Greedy decoding is per item, so one shared max_length plus cutting each item back to its
+        own token budget gives what decode() would give that item alone.
+        """
         import ctranslate2
 
-        if len(samples) == 0:
-            return Transcription("", None)
-        seconds = min(len(samples), WINDOW_SAMPLES) / SAMPLE_RATE_HZ
-        features = ctranslate2.StorageView.from_array(self.features(samples))
-        encoded = self._model.model.encode(features)
-        result = self._model.model.generate(
-            encoded,
-            [self._prompt],
+        live = [i for i, samples in enumerate(batch) if len(samples)]
+        out = [Transcription("", None) for _ in batch]
+        if not live:
+            return out
+        budgets = [self._token_budget(len(batch[i])) for i in live]
+        encoded = self._encode([batch[i] for i in live])  # kept alive: a StorageView may borrow it
+        results = self._model.model.generate(
+            ctranslate2.StorageView.from_array(encoded) if isinstance(encoded, np.ndarray) else encoded,
+            [self._prompt] * len(live),
             beam_size=1,
             no_repeat_ngram_size=3,
-            max_length=len(self._prompt) + math.ceil(TOKENS_PER_SECOND * seconds) + EXTRA_TOKENS,
+            max_length=len(self._prompt) + max(budgets),
             return_scores=True,
             suppress_blank=True,
             suppress_tokens=[-1],
-        )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < self._eot]
+        )
+        for i, budget, result in zip(live, budgets, results, strict=True):
+            out[i] = self._transcription(result, budget)
+        return out
+
+    def _encode(self, batch: list[np.ndarray]) -> Any:
+        """Encoder output for a batch, run in slices: per-item cost rises past ~4 windows a call.
+
+        Returns a StorageView, or a float32 array (the slices joined) that generate() also takes.
+        """
+        import ctranslate2
+
+        size = max(1, self.config.encode_batch_size)
+        if len(batch) <= size:
+            return self._model.model.encode(ctranslate2.StorageView.from_array(self._stack(batch)))
+        parts = [
+            np.asarray(self._model.model.encode(ctranslate2.StorageView.from_array(self._stack(chunk))))
+            for chunk in (batch[i : i + size] for i in range(0, len(batch), size))
+        ]
+        return np.ascontiguousarray(np.concatenate(parts))
+
+    def _stack(self, batch: list[np.ndarray]) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate([self.features(samples) for samples in batch]))
+
+    @staticmethod
+    def _token_budget(num_samples: int) -> int:
+        seconds = min(num_samples, WINDOW_SAMPLES) / SAMPLE_RATE_HZ
+        return math.ceil(TOKENS_PER_SECOND * seconds) + EXTRA_TOKENS
+
+    def _transcription(self, result: Any, budget: int) -> Transcription:
+        generated = result.sequences_ids[0]
+        tokens = [t for t in generated[:budget] if t < self._eot]
         with self._lock:
             text = self._tokenizer.decode(tokens).strip()
         confidence = math.exp(result.scores[0]) if result.scores and tokens else None

@@ -1,0 +1,135 @@
+"""LocalSession against a scripted scheduler: early finals, ordering and supersession, no model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+
+from transcribe.local_session import LocalSession, LocalSessionConfig
+from transcribe.session import FinalText, PartialText
+from transcribe.whisper_engine import Transcription
+
+WINDOW = 512
+
+
+class LoudnessVad:
+    """Fake VAD: a 512-sample window is speech when it is not silent."""
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    @property
+    def pending_samples(self) -> int:
+        return len(self._pending)
+
+    def process(self, samples: np.ndarray) -> list[float]:
+        audio = np.concatenate([self._pending, samples])
+        complete = len(audio) // WINDOW * WINDOW
+        self._pending = audio[complete:]
+        return [0.9 if np.any(audio[i : i + WINDOW]) else 0.0 for i in range(0, complete, WINDOW)]
+
+
+class ScriptedScheduler:
+    """Fake DecodeScheduler: the test resolves each submitted clip's future by hand."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, int, asyncio.Future[Transcription | None]]] = []
+        self.promoted = 0
+
+    def new_session_id(self) -> int:
+        return 1
+
+    def submit(self, session: int, kind: str, audio: np.ndarray) -> asyncio.Future[Transcription | None]:
+        future: asyncio.Future[Transcription | None] = asyncio.get_running_loop().create_future()
+        for _, _, waiting in self.submitted:
+            if kind == "final" and not waiting.done():
+                waiting.set_result(None)  # a final supersedes the session's waiting partial
+        self.submitted.append((kind, len(audio), future))
+        return future
+
+    def promote(self, session: int) -> None:
+        self.promoted += 1
+
+    def forget(self, session: int) -> None:
+        pass
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(1_000):  # yields to the session's tasks, never a timed sleep
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+def _speech(ms: int) -> bytes:
+    return np.full(ms * 16, 1_000, dtype="<i2").tobytes()
+
+
+def _silence(ms: int) -> bytes:
+    return np.zeros(ms * 16, dtype="<i2").tobytes()
+
+
+async def _open(scheduler: ScriptedScheduler) -> tuple[LocalSession, list]:
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)  # no thread hops
+    session = LocalSession(None, config, vad=LoudnessVad(), scheduler=scheduler)  # type: ignore[arg-type]
+    await session.__aenter__()
+    return session, []
+
+
+async def _send(session: LocalSession, pcm: bytes) -> None:
+    for i in range(0, len(pcm), 2 * WINDOW):
+        await session.send_audio(pcm[i : i + 2 * WINDOW])
+
+
+async def _drain(session: LocalSession, events: list) -> None:
+    await session.end_input()
+    events += [e async for e in session.events()]
+
+
+async def test_an_early_decode_still_running_at_the_turn_end_becomes_the_final_without_a_second_decode():
+    scheduler = ScriptedScheduler()
+    session, events = await _open(scheduler)
+    await _send(session, _silence(200) + _speech(600) + _silence(300))  # past post-roll: early decode
+    await _until(lambda: len(scheduler.submitted) == 1)
+    kind, _, early = scheduler.submitted[0]
+    assert kind == "partial"
+    await _send(session, _silence(500))  # past max silence: the segmenter ends the turn
+    await _until(lambda: scheduler.promoted == 1)
+    early.set_result(Transcription("hello there", 0.9))
+    await _drain(session, events)
+    assert [type(e) for e in events] == [FinalText]
+    assert events[0].text == "hello there"
+    assert [k for k, _, _ in scheduler.submitted] == ["partial"]
+
+
+async def test_an_early_decode_done_before_the_turn_end_is_a_partial_then_the_final():
+    scheduler = ScriptedScheduler()
+    session, events = await _open(scheduler)
+    await _send(session, _silence(200) + _speech(600) + _silence(300))
+    await _until(lambda: len(scheduler.submitted) == 1)
+    scheduler.submitted[0][2].set_result(Transcription("hello there", 0.9))
+    await session.wait_idle()  # the partial is out
+    await _send(session, _silence(500))
+    await _drain(session, events)
+    assert [(type(e), e.text) for e in events] == [(PartialText, "hello there"), (FinalText, "hello there")]
+    assert len(scheduler.submitted) == 1
+
+
+async def test_speech_resuming_after_a_pause_decodes_the_whole_turn_as_the_final():
+    scheduler = ScriptedScheduler()
+    session, events = await _open(scheduler)
+    await _send(session, _silence(200) + _speech(600) + _silence(300) + _speech(600))
+    await _until(lambda: len(scheduler.submitted) == 1)
+    scheduler.submitted[0][2].set_result(Transcription("hello", 0.9))
+    await session.wait_idle()
+    await _send(session, _silence(300))  # a second early decode, for the whole turn
+    await _until(lambda: len(scheduler.submitted) == 2)
+    scheduler.submitted[1][2].set_result(Transcription("hello there", 0.9))
+    await _send(session, _silence(500))
+    await _drain(session, events)
+    assert [e.text for e in events if isinstance(e, FinalText)] == ["hello there"]
+    assert [e.text for e in events if isinstance(e, PartialText)] == ["hello"]  # the second became the final
+    assert scheduler.submitted[1][1] > scheduler.submitted[0][1]
