@@ -228,7 +228,9 @@ class AudioHookSession:
                 self._skip(parse_duration(message.parameters.discarded))
                 return []
             case Update():
-                return []
+                # The protocol answers a language update with `updated`; the language itself is not
+                # used: the transcription engine is configured per deployment, not per call.
+                return [self._reply("updated", {})]
             case Error():
                 return []  # the client reports its own trouble; it follows up with close
             case Close():

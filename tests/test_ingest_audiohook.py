@@ -125,9 +125,14 @@ def test_discarded_audio_advances_both_legs():
     assert {f.offset_samples for f in frames} == {4_000}
 
 
+def test_a_language_update_is_acknowledged_with_updated():
+    session, client = opened_session()
+    [reply] = replies(session.on_text(client.msg("update", {"language": "fr-FR"}), 11.0))
+    assert reply["type"] == "updated"
+
+
 def test_close_ends_the_call_then_answers_closed():
     session, client = opened_session()
-    session.on_text(client.msg("update", {"language": "fr-FR"}), 11.0)
     actions = session.on_text(client.msg("close", {"reason": "end"}), 20.0)
     [ended] = records(actions)
     assert isinstance(ended, CallEnded) and ended.reason == "hangup"
