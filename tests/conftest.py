@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from deploy.runtime import embedded_postgres
+from store.migrate import migrate
 from tests.conformance.peers import SKIP_REASON, Peer, serve_peer, vllm_peer, vllm_peer_available
 
 
@@ -24,3 +27,19 @@ async def serve_server() -> AsyncIterator[Peer]:
     """`callscope transcribe serve` (Whisper tiny.en) in this process, started once per run."""
     async with serve_peer() as peer:
         yield peer
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A throwaway PostgreSQL per test module (some modules stop and restart theirs)."""
+    with embedded_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The module's database, migrated to head."""
+    await migrate(database_url)
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from analyze.replay import ReplayError, run_replay
 from deploy.cli import main as cli_main
-from deploy.runtime import embedded_postgres
 from store.migrate import migrate
 from store.models import AssistEvent, RuleSetVersion
 from store.repository import Repository
@@ -28,12 +27,6 @@ def _rules(tmp_path: Path, version: str, extra: str = "") -> Path:
     path = tmp_path / f"rules-{version}.yaml"
     path.write_text(re.sub(r"(?m)^version: .*$", f'version: "{version}"', EXAMPLE) + extra, encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with embedded_postgres() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

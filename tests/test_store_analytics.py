@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from analyze.assist import AssistPolicy
 from analyze.events import ComplianceState, ComplianceStep, RedactionAudit
 from analyze.live import LiveSettings
 from analyze.rules import RuleMatcher, load_rules
 from analyze.sentiment import VaderScorer
-from deploy.runtime import embedded_postgres
-from store.migrate import migrate
 from store.models import (
     ComplianceStateRow,
     ConversationMetric,
@@ -27,20 +24,6 @@ from store.models import (
 from store.repository import Repository
 from store.sink import merge, row_of
 from tests import store_events as ev
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with embedded_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def write(engine: AsyncEngine, events: Sequence[Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from deploy.runtime import embedded_postgres
 from store.errors import DATABASE_ERRORS, is_permanent
 from store.migrate import migrate
 from store.models import AssistEvent, Base, Call, LegError, Segment
@@ -20,20 +19,6 @@ from store.queries import call_summary
 from store.repository import Repository
 from store.sink import merge, row_of
 from tests import store_events as ev
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with embedded_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def write(engine: AsyncEngine, events: Sequence[Any]) -> None:

@@ -22,10 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from deploy.kafka import create_topics, make_producer
-from deploy.runtime import embedded_kafka, embedded_postgres
+from deploy.runtime import embedded_kafka
 from deploy.topics import Topics
 from store.config import StoreConfig
-from store.migrate import migrate
 from store.models import AssistEvent, Call, Segment
 from store.queries import call_summary
 from store.worker import run
@@ -38,20 +37,6 @@ _suffix = itertools.count()
 def bootstrap() -> Iterator[str]:
     with embedded_kafka() as address:
         yield address
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with embedded_postgres() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
