@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from deploy.contract import Event
 
@@ -52,4 +52,29 @@ def dead_letter(
         value_bytes=len(value),
         value_truncated=len(value) > MAX_KEPT_BYTES,
         detected_at=time.time(),
+    )
+
+
+class SourceRecord(Protocol):
+    """What a consumed record offers: an aiokafka ConsumerRecord or a faust Message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: Any
+    value: Any
+
+
+def dead_letter_for(record: SourceRecord, *, stage: str, reason: str, detail: str = "") -> DeadLetter:
+    """A dead letter for a consumed record, with its position and original bytes."""
+    key, value = record.key, record.value
+    return dead_letter(
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        value=value if isinstance(value, bytes) else None,
+        key=key if isinstance(key, bytes | str) else None,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
     )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from analyze.events import parse_assist_event
 from deploy.contract import InvalidEvent
-from deploy.deadletter import DeadLetter, dead_letter
+from deploy.deadletter import DeadLetter, dead_letter_for
 from deploy.kafka import DeadLetterPublisher, make_producer
 from store import metrics
 from store.config import StoreConfig
@@ -167,18 +167,7 @@ class SinkWorker:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
         metrics.RECORDS.labels(record.topic, "deadlettered").inc()
-        await self._deadletters.publish(
-            dead_letter(
-                stage=STAGE,
-                reason=reason,
-                detail=detail,
-                value=record.value,
-                key=record.key,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
-        )
+        await self._deadletters.publish(dead_letter_for(record, stage=STAGE, reason=reason, detail=detail))
 
     async def _commit(self, records: Records) -> None:
         offsets = {tp: messages[-1].offset + 1 for tp, messages in records.items() if messages}

@@ -20,7 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from deploy.contract import InvalidEvent
-from deploy.deadletter import dead_letter
+from deploy.deadletter import dead_letter_for
 from deploy.kafka import DeadLetterPublisher, make_producer
 from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_record
 from transcribe import metrics
@@ -293,17 +293,7 @@ class TranscribeWorker:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str = "") -> None:
         metrics.DEAD_LETTERS.labels(reason).inc()
-        letter = dead_letter(
-            stage=STAGE,
-            reason=reason,
-            detail=detail,
-            value=record.value,
-            key=record.key,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
-        await self._deadletters.publish(letter)
+        await self._deadletters.publish(dead_letter_for(record, stage=STAGE, reason=reason, detail=detail))
 
     # -- housekeeping: idle legs and commits ------------------------------------------------
 
