@@ -5,11 +5,11 @@ position, and the stream goes on. Sends are buffered by faust's producer, which 
 before committing the source offsets, so an offset is only committed once its assist events
 are on the broker (at-least-once; event ids are deterministic, so redelivery is harmless).
 
-Per-call assist state lives in the worker's memory (AssistPolicy), not in a faust Table: it is
-advisory (it only stops repeats of the same event id), a changelog would add a broker write per
-partial, and Tansu's wrong ListOffsets LATEST answer breaks faust's changelog recovery. After a
-rebalance or restart the new owner may repeat a hint for a turn in flight; consumers dedup by
-event_id.
+Per-call assist state lives in the policy (AssistPolicy); with `state_store="table"` a faust table
+keyed by call_id, co-partitioned with the transcript topic, backs it (analyze/state_table.py), so a
+call carries on where it was after a restart or a rebalance. With "memory" the new owner of a call
+starts it afresh and may repeat a hint for a turn in flight; consumers dedup by event_id. What
+holds on Tansu and what needs Apache Kafka: README, "Per-call state, faust tables and Tansu".
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from analyze.events import (
     SupervisorAlert,
 )
 from analyze.hotreload import RuleReloader
+from analyze.state_table import CallStateTable
 from deploy.contract import InvalidEvent
 from deploy.deadletter import dead_letter
 from transcribe.events import parse_transcript_event
@@ -51,6 +52,7 @@ def build_app(
     With a reloader, a timer checks the rule file every `rules_reload_interval_s` and swaps a new
     valid version into the policy without a restart.
     """
+    table_mode = config.state_store == "table"
     app = faust.App(
         config.app_id,
         broker=[f"kafka://{host.strip()}" for host in config.kafka_bootstrap.split(",")],
@@ -70,7 +72,10 @@ def build_app(
         web_enabled=False,
         autodiscover=False,
         datadir=str(config.datadir) if config.datadir else None,
+        # 1 byte: every batch closes after its first record (analyze.config.one_record_per_batch).
+        **({"producer_max_batch_size": 1} if table_mode and config.one_record_per_batch else {}),
     )
+    states = CallStateTable(app, config, policy) if table_mode else None
     # Not internal: faust never declares these, so it cannot create them with another layout.
     # They must exist before the worker starts (deploy.kafka.create_topics).
     transcripts = app.topic(
@@ -96,6 +101,8 @@ def build_app(
                 await _dead_letter(deadletters, message, reason=exc.reason, detail=exc.detail)
                 continue
             metrics.TRANSCRIPT_RECORDS.labels(type=parsed.type).inc()
+            if states is not None:
+                states.load(parsed)
             try:
                 # Embedding an utterance takes milliseconds of CPU: keep it off the event loop.
                 produced = (
@@ -114,6 +121,8 @@ def build_app(
             for assist_event in produced:
                 await assist.send(key=assist_event.call_id.encode(), value=assist_event.to_bytes())
                 _observe(assist_event)
+            if states is not None:
+                states.save(parsed, produced)
             metrics.ACTIVE_CALLS.set(policy.active_calls)
 
     app.agent(transcripts, name=AGENT_NAME)(analyze_transcripts)

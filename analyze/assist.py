@@ -16,13 +16,13 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, assert_never
 
-from analyze.compliance import ComplianceTracker, call_end_segment_id, miss_alert, state_event
+from analyze.call_state import CallState, SegmentState, text_digest
+from analyze.compliance import call_end_segment_id, miss_alert, state_event
 from analyze.events import AgentHint, AssistEvent, Sentiment, SupervisorAlert, assist_event_id
 from analyze.knowledge import KnowledgeBase, Snippet
-from analyze.live import LiveCall, LiveSettings, audit_event
+from analyze.live import LiveSettings, audit_event
 from analyze.redact import redact
 from analyze.rule_matcher import TextMatches
 from analyze.rules import Rule, RuleContext, RuleMatcher
@@ -38,56 +38,6 @@ from transcribe.events import (
 
 DEFAULT_MAX_CALLS = 20_000
 DEFAULT_MAX_SEGMENTS_PER_CALL = 256
-
-
-@dataclass(slots=True)
-class _SegmentState:
-    last_text: str | None = None  # text of the last scored revision
-    last_revision: int = -1
-    final: bool = False
-    fired: set[str] = field(default_factory=set)
-
-
-class _CallState:
-    __slots__ = (
-        "_max_segments",
-        "compliance",
-        "compliance_version",
-        "customer_sentiment",
-        "fired_rules",
-        "last_ms",
-        "live",
-        "segments",
-        "trend",
-    )
-
-    def __init__(self, max_segments: int, matcher: RuleMatcher) -> None:
-        self._max_segments = max_segments
-        self.segments: OrderedDict[str, _SegmentState] = OrderedDict()
-        self.fired_rules: set[str] = set()  # rule ids, for after_rules / unless_rules conditions
-        self.customer_sentiment: list[float] = [0.0, 0.0]  # sum and count of the customer's finals
-        # The sentiment trend figure of the call (analyze.trends), for call_trend_below conditions;
-        # None until the trend step of the policy sets it.
-        self.trend: float | None = None
-        self.last_ms = 0  # furthest call position seen, for the end of the checklist
-        # The checklist stays that of the rule set the call started with, across a hot reload.
-        self.compliance = ComplianceTracker(matcher.rule_set.compliance)
-        self.compliance_version = matcher.rule_set.version
-        self.live: LiveCall | None = None  # set by AssistPolicy._call
-
-    @property
-    def call_sentiment(self) -> float | None:
-        total, count = self.customer_sentiment
-        return total / count if count else None
-
-    def segment(self, segment_id: str) -> _SegmentState:
-        state = self.segments.get(segment_id)
-        if state is None:
-            state = self.segments[segment_id] = _SegmentState()
-            # Old turns are long over; forgetting them only risks a repeat on a replayed record.
-            while len(self.segments) > self._max_segments:
-                self.segments.popitem(last=False)
-        return state
 
 
 class AssistPolicy:
@@ -114,7 +64,7 @@ class AssistPolicy:
         self._clock = clock
         self._max_calls = max_calls
         self._max_segments = max_segments_per_call
-        self._calls: OrderedDict[str, _CallState] = OrderedDict()
+        self._calls: OrderedDict[str, CallState] = OrderedDict()
 
     @property
     def active_calls(self) -> int:
@@ -128,11 +78,30 @@ class AssistPolicy:
         """Swap in a new compiled rule set; the next assessment uses it (one reference assignment)."""
         self._matcher = matcher
 
+    def knows(self, call_id: str) -> bool:
+        return call_id in self._calls
+
+    def snapshot(self, call_id: str) -> dict[str, Any] | None:
+        """The call's state as a versioned dict (CallState.to_dict), or None for an unknown call."""
+        state = self._calls.get(call_id)
+        return None if state is None else state.to_dict()
+
+    def restore(self, call_id: str, data: dict[str, Any]) -> None:
+        """Carry on a call from a snapshot; raises StateFormatError for one it cannot read."""
+        state = CallState.from_dict(
+            call_id, data, max_segments=self._max_segments, matcher=self._matcher, live=self._live
+        )
+        self._remember(call_id, state)
+
+    def forget_calls(self) -> None:
+        """Drop every call's state, e.g. when the calls' partitions may have moved to another worker."""
+        self._calls.clear()
+
     def on_event(self, event: TranscriptEvent) -> list[AssistEvent]:
         match event:
             case TranscriptCallStarted(call_id=call_id):
                 call = self._call(call_id)
-                self._live_of(call, call_id).started_at = event.started_at
+                call.live.started_at = event.started_at
                 if not call.compliance.steps:
                     return []
                 # The checklist as it starts, all pending, for the agent's screen.
@@ -149,7 +118,7 @@ class AssistPolicy:
                 ended = self._calls.pop(call_id, None)
                 if ended is None:
                     return []
-                live = self._live_of(ended, call_id).on_end(event, now=self._clock())
+                live = ended.live.on_end(event, now=self._clock())
                 return [*live, *self._on_call_end(event, ended)]
             case PartialSegment():
                 return self._on_partial(event)
@@ -159,47 +128,48 @@ class AssistPolicy:
                 return []
         return []
 
-    def _call(self, call_id: str) -> _CallState:
+    def _call(self, call_id: str) -> CallState:
         state = self._calls.get(call_id)
         if state is None:
-            # Calls whose call.ended never arrives (lost producer, reassigned partition) age out.
-            state = self._calls[call_id] = _CallState(self._max_segments, self._matcher)
-            state.live = LiveCall(call_id, self._live)
-            while len(self._calls) > self._max_calls:
-                self._calls.popitem(last=False)
+            state = CallState(call_id, self._max_segments, self._matcher, self._live)
+            self._remember(call_id, state)
         else:
             self._calls.move_to_end(call_id)
         return state
 
-    def _live_of(self, call: _CallState, call_id: str) -> LiveCall:
-        if call.live is None:
-            call.live = LiveCall(call_id, self._live)
-        return call.live
+    def _remember(self, call_id: str, state: CallState) -> None:
+        self._calls[call_id] = state
+        self._calls.move_to_end(call_id)
+        # Calls whose call.ended never arrives (lost producer, reassigned partition) age out.
+        while len(self._calls) > self._max_calls:
+            self._calls.popitem(last=False)
 
     def _on_partial(self, segment: PartialSegment) -> list[AssistEvent]:
         call = self._call(segment.call_id)
         state = call.segment(segment.segment_id)
         text = segment.text.strip()
-        if state.final or segment.revision < state.last_revision or text == state.last_text or not text:
+        digest = text_digest(text)
+        if state.final or segment.revision < state.last_revision or digest == state.last_digest or not text:
             return []  # late, stale or unchanged revision: nothing new to say
-        state.last_text, state.last_revision = text, segment.revision
+        state.last_digest, state.last_revision = digest, segment.revision
         return self._assess(segment, call, state, text, final=False, revision=segment.revision)
 
     def _on_final(self, segment: FinalSegment) -> list[AssistEvent]:
         call = self._call(segment.call_id)
         state = call.segment(segment.segment_id)
         text = segment.text.strip()
-        if state.final and text == state.last_text:
+        digest = text_digest(text)
+        if state.final and digest == state.last_digest:
             return []  # the same final delivered again
-        state.last_text, state.final = text, True
+        state.last_digest, state.final = digest, True
         # Finals carry no revision; 0 keeps a replayed final's event identical.
         return self._assess(segment, call, state, text, final=True, revision=0)
 
     def _assess(
         self,
         segment: PartialSegment | FinalSegment,
-        call: _CallState,
-        state: _SegmentState,
+        call: CallState,
+        state: SegmentState,
         text: str,
         *,
         final: bool,
@@ -208,7 +178,7 @@ class AssistPolicy:
         matcher = self._matcher  # read once: a hot reload mid-assessment must not mix versions
         now = self._clock()
         call.last_ms = max(call.last_ms, segment.end_ms)
-        live = self._live_of(call, segment.call_id)
+        live = call.live
         out: list[AssistEvent] = list(live.on_segment(segment, text, final=final, now=now))
         # Nothing downstream (scores, rules, snippets, events, the database) sees personal data.
         redaction = redact(text)
@@ -331,7 +301,7 @@ class AssistPolicy:
     def _check_compliance(
         self,
         segment: PartialSegment | FinalSegment,
-        call: _CallState,
+        call: CallState,
         found: TextMatches,
         fired_now: list[str],
         *,
@@ -372,7 +342,7 @@ class AssistPolicy:
         )
         return out
 
-    def _on_call_end(self, event: TranscriptCallEnded, call: _CallState) -> list[AssistEvent]:
+    def _on_call_end(self, event: TranscriptCallEnded, call: CallState) -> list[AssistEvent]:
         changes = call.compliance.end(at_ms=call.last_ms)
         if not call.compliance.steps:
             return []

@@ -68,6 +68,22 @@ class ComplianceTracker:
                 changes.append(self._set(item, status, min(at_ms, deadline)))
         return changes
 
+    def to_dict(self) -> dict[str, list[object]]:
+        """Each step's status and position, by item id (analyze.call_state)."""
+        return {i.id: [self._status[i.id], self._at[i.id]] for i in self._items}
+
+    @classmethod
+    def from_dict(cls, items: Sequence[ComplianceItem], data: dict[str, list[object]]) -> ComplianceTracker:
+        """The checklist of `items` with the saved state of the steps it still has; new ones pending."""
+        tracker = cls(items)
+        for item in tracker._items:
+            saved = data.get(item.id)
+            if saved is not None:
+                status, at_ms = saved
+                tracker._status[item.id] = status  # type: ignore[assignment]
+                tracker._at[item.id] = None if at_ms is None else int(at_ms)  # type: ignore[arg-type]
+        return tracker
+
     def _set(self, item: ComplianceItem, status: ComplianceStatus, at_ms: int) -> Change:
         self._status[item.id], self._at[item.id] = status, at_ms
         return Change(item, status, at_ms)

@@ -50,6 +50,14 @@ class AnalyzeConfig(BaseSettings):
     # faust's consumer waits up to 1.5 s on an empty fetch; Tansu never answers one early
     # (analyze/faust_fetch.py). Short: a final reaches the worker in milliseconds.
     fetch_max_wait_ms: int = Field(default=10, ge=1, le=1500)
+    # Where per-call assist state lives: "memory" (this worker only; lost on restart or rebalance) or
+    # "table" (a faust table with a changelog co-partitioned with the transcript topic, recovered by
+    # whichever worker owns the call next; analyze/state_table.py, README "Per-call state").
+    state_store: Literal["memory", "table"] = "table"
+    # Tansu answers ListOffsets LATEST with the last batch's base offset + 1, so faust's changelog
+    # recovery stops short of any multi-record last batch: one record per produce batch avoids it.
+    # On Apache Kafka set it off (batching is safe there).
+    one_record_per_batch: bool = True
     datadir: Path | None = None  # None: a temporary folder removed when the worker stops
     # Tansu answers the first JoinGroup only after about half the session timeout; faust's 60 s
     # default would delay the first assignment by ~30 s.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from ingest.events import Leg
 
@@ -120,6 +121,27 @@ class ConversationTracker:
 
     def extend_to(self, elapsed_ms: int) -> None:
         self._elapsed_ms = max(self._elapsed_ms, elapsed_ms)
+
+    def to_dict(self) -> dict[str, object]:
+        """Turns as `[segment_id, leg, start_ms, end_ms, words, final]`, oldest first."""
+        return {
+            "elapsed_ms": self._elapsed_ms,
+            "turns": [[k, t.leg, t.start_ms, t.end_ms, t.words, t.final] for k, t in self._turns.items()],
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        *,
+        min_interruption_overlap_ms: int = DEFAULT_MIN_INTERRUPTION_OVERLAP_MS,
+        max_turns: int = DEFAULT_MAX_TURNS,
+    ) -> ConversationTracker:
+        tracker = cls(min_interruption_overlap_ms=min_interruption_overlap_ms, max_turns=max_turns)
+        for key, leg, start_ms, end_ms, words, final in data["turns"][-max_turns:]:
+            tracker._turns[key] = _Turn(leg, int(start_ms), int(end_ms), int(words), bool(final))
+        tracker._elapsed_ms = int(data["elapsed_ms"])
+        return tracker
 
     def figures(self) -> CallFigures:
         elapsed = self._elapsed_ms

@@ -7,6 +7,7 @@ partial (throttled, latest wins), and which trend, metrics and audit events the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from analyze.conversation import ConversationTracker
 from analyze.events import ConversationMetrics, LegConversation, RedactionAudit, SentimentTrend
@@ -39,6 +40,27 @@ class LiveCall:
         )
         self._throttle = PartialThrottle(settings.partial_interval_s)
         self._next_metrics_ms = settings.metrics_interval_ms
+
+    def to_dict(self) -> dict[str, object]:
+        """What `from_dict` needs to carry on exactly where this call left off (analyze.call_state)."""
+        return {
+            "started_at": self.started_at,
+            "next_metrics_ms": self._next_metrics_ms,
+            "trend": self.trend.to_dict(),
+            "conversation": self.conversation.to_dict(),
+            "throttle": self._throttle.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, call_id: str, settings: LiveSettings, data: dict[str, Any]) -> LiveCall:
+        live = cls(call_id, settings, started_at=data["started_at"])
+        live.trend = CallTrend.from_dict(data["trend"], rolling_window_ms=settings.rolling_window_ms)
+        live.conversation = ConversationTracker.from_dict(
+            data["conversation"], min_interruption_overlap_ms=settings.min_interruption_overlap_ms
+        )
+        live._throttle = PartialThrottle.from_dict(data["throttle"], settings.partial_interval_s)
+        live._next_metrics_ms = int(data["next_metrics_ms"])
+        return live
 
     @property
     def customer_trend(self) -> float | None:

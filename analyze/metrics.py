@@ -52,3 +52,8 @@ COMPLIANCE_MISSES = Counter(
     "Compliance steps missed, by compliance item id.",
     ["item_id"],
 )
+CALL_STATE_OPS = Counter(
+    "callscope_analyze_call_state_ops_total",
+    "Per-call state table operations (ANALYZE_STATE_STORE=table): saved, restored, deleted, unreadable.",
+    ["op"],
+)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ingest.events import Leg
 
@@ -82,6 +82,29 @@ class CallTrend:
         """Stretch the call to its real length (at call end, silence after the last word counts)."""
         self._elapsed_ms = max(self._elapsed_ms, elapsed_ms)
 
+    def to_dict(self) -> dict[str, object]:
+        """Samples as `[segment_id, leg, start_ms, end_ms, compound, final]`, oldest first."""
+        return {
+            "elapsed_ms": self._elapsed_ms,
+            "samples": [
+                [k, s.leg, s.start_ms, s.end_ms, s.compound, s.final] for k, s in self._samples.items()
+            ],
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        *,
+        rolling_window_ms: int = DEFAULT_ROLLING_WINDOW_MS,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+    ) -> CallTrend:
+        trend = cls(rolling_window_ms=rolling_window_ms, max_samples=max_samples)
+        for key, leg, start_ms, end_ms, compound, final in data["samples"][-max_samples:]:
+            trend._samples[key] = _Sample(leg, int(start_ms), int(end_ms), float(compound), bool(final))
+        trend._elapsed_ms = int(data["elapsed_ms"])
+        return trend
+
     def summary(self, scope: TrendScope = "call") -> TrendSummary:
         samples = [s for s in self._samples.values() if scope == "call" or s.leg == scope]
         elapsed = self._elapsed_ms
@@ -128,3 +151,16 @@ class PartialThrottle:
         while len(self._last_scored) > self._max_turns:
             self._last_scored.popitem(last=False)
         return True
+
+    def to_dict(self) -> list[list[object]]:
+        """`[segment_id, last scored at_s]`, oldest first."""
+        return [[k, at_s] for k, at_s in self._last_scored.items()]
+
+    @classmethod
+    def from_dict(
+        cls, data: list[list[Any]], min_interval_s: float = 0.5, *, max_turns: int = 256
+    ) -> PartialThrottle:
+        throttle = cls(min_interval_s, max_turns=max_turns)
+        for key, at_s in data[-max_turns:]:
+            throttle._last_scored[key] = float(at_s)
+        return throttle

@@ -24,6 +24,7 @@ from analyze.knowledge import KnowledgeBase
 from analyze.live import LiveSettings
 from analyze.rules import RuleMatcher, RuleSet, load_rules
 from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
+from analyze.state_table import ensure_changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> No
     if config.rules_path is not None and config.rules_reload_interval_s > 0:
         reloader = RuleReloader(config.rules_path, matcher, compile=compile_rules, install=policy.use_rules)
     await check_source_topic(config)
+    if config.state_store == "table":
+        await ensure_changelog_topic(config)
     cap_fetch_wait(config.fetch_max_wait_ms)
 
     with contextlib.ExitStack() as cleanup:
@@ -114,6 +117,7 @@ async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> No
                 "partitions": config.partitions,
                 "rules_version": rule_set.version,
                 "rules": len(rule_set.rules),
+                "state_store": config.state_store,
             },
         )
         try:
