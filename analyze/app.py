@@ -35,7 +35,7 @@ from analyze.events import (
 from analyze.hotreload import RuleReloader
 from analyze.state_table import CallStateTable
 from deploy.contract import InvalidEvent
-from deploy.deadletter import dead_letter
+from deploy.deadletter import dead_letter_for
 from transcribe.events import parse_transcript_event
 
 log = logging.getLogger(__name__)
@@ -140,17 +140,7 @@ def build_app(
 async def _dead_letter(
     topic: faust.TopicT, message: faust.types.Message, *, reason: str, detail: str = ""
 ) -> None:
-    raw_key = message.key
-    letter = dead_letter(
-        stage=STAGE,
-        reason=reason,
-        detail=detail,
-        value=message.value if isinstance(message.value, bytes) else None,
-        key=raw_key if isinstance(raw_key, bytes | str) else None,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-    )
+    letter = dead_letter_for(message, stage=STAGE, reason=reason, detail=detail)
     log.warning(
         "record dead-lettered",
         extra={
