@@ -53,7 +53,7 @@ class AnalyzeConfig(BaseSettings):
     # Where per-call assist state lives: "memory" (this worker only; lost on restart or rebalance) or
     # "table" (a faust table with a changelog co-partitioned with the transcript topic, recovered by
     # whichever worker owns the call next; analyze/state_table.py, README "Per-call state").
-    state_store: Literal["memory", "table"] = "table"
+    state_store: Literal["memory", "table"] = "memory"
     # Tansu answers ListOffsets LATEST with the last batch's base offset + 1, so faust's changelog
     # recovery stops short of any multi-record last batch: one record per produce batch avoids it.
     # On Apache Kafka set it off (batching is safe there).
