@@ -75,7 +75,7 @@ def build_app(
         # 1 byte: every batch closes after its first record (analyze.config.one_record_per_batch).
         **({"producer_max_batch_size": 1} if table_mode and config.one_record_per_batch else {}),
     )
-    states = CallStateTable(app, config, policy) if table_mode else None
+    states = CallStateTable.for_app(app, config, policy) if table_mode else None
     # Not internal: faust never declares these, so it cannot create them with another layout.
     # They must exist before the worker starts (deploy.kafka.create_topics).
     transcripts = app.topic(
@@ -102,7 +102,11 @@ def build_app(
                 continue
             metrics.TRANSCRIPT_RECORDS.labels(type=parsed.type).inc()
             if states is not None:
-                states.load(parsed)
+                states.load(parsed, message.partition)
+            if policy.has_ended(parsed.call_id):
+                # Delivered again after the call's end (at least once): its events went out already.
+                metrics.RECORDS_AFTER_END.inc()
+                continue
             try:
                 # Embedding an utterance takes milliseconds of CPU: keep it off the event loop.
                 produced = (
@@ -122,7 +126,7 @@ def build_app(
                 await assist.send(key=assist_event.call_id.encode(), value=assist_event.to_bytes())
                 _observe(assist_event)
             if states is not None:
-                states.save(parsed, produced)
+                states.save(parsed, produced, message.partition)
             metrics.ACTIVE_CALLS.set(policy.active_calls)
 
     app.agent(transcripts, name=AGENT_NAME)(analyze_transcripts)

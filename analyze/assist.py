@@ -65,6 +65,9 @@ class AssistPolicy:
         self._max_calls = max_calls
         self._max_segments = max_segments_per_call
         self._calls: OrderedDict[str, CallState] = OrderedDict()
+        # Calls that ended here, newest last: delivery is at least once, and a call's records
+        # delivered again after its end must not start it over (a second, different closing).
+        self._ended: OrderedDict[str, None] = OrderedDict()
 
     @property
     def active_calls(self) -> int:
@@ -93,11 +96,24 @@ class AssistPolicy:
         )
         self._remember(call_id, state)
 
+    def has_ended(self, call_id: str) -> bool:
+        return call_id in self._ended
+
+    def mark_ended(self, call_id: str) -> None:
+        """Ignore the call's records from now on (it ended; e.g. as the state table says)."""
+        self._calls.pop(call_id, None)
+        self._ended[call_id] = None
+        self._ended.move_to_end(call_id)
+        while len(self._ended) > self._max_calls:
+            self._ended.popitem(last=False)
+
     def forget_calls(self) -> None:
         """Drop every call's state, e.g. when the calls' partitions may have moved to another worker."""
         self._calls.clear()
 
     def on_event(self, event: TranscriptEvent) -> list[AssistEvent]:
+        if event.call_id in self._ended:
+            return []  # delivered again after the call's end: its events went out already
         match event:
             case TranscriptCallStarted(call_id=call_id):
                 call = self._call(call_id)
@@ -116,6 +132,7 @@ class AssistPolicy:
                 ]
             case TranscriptCallEnded(call_id=call_id):
                 ended = self._calls.pop(call_id, None)
+                self.mark_ended(call_id)
                 if ended is None:
                     return []
                 live = ended.live.on_end(event, now=self._clock())

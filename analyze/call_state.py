@@ -167,3 +167,28 @@ def worth_saving(event: TranscriptEvent, produced: Sequence[AssistEvent]) -> boo
         case PartialSegment():
             return any(isinstance(e, AgentHint | SupervisorAlert | ComplianceState) for e in produced)
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class EndedMark:
+    """What the state table keeps of a call after its end, for a while: that it ended, when
+    (this worker's clock) and on which transcript partition, so the mark can be dropped later
+    while a record of that partition is processed. Plain JSON, where a state is zlib."""
+
+    at: float
+    partition: int
+
+    def encode(self) -> bytes:
+        return json.dumps({"v": STATE_FORMAT, "ended_at": self.at, "partition": self.partition}).encode()
+
+    @staticmethod
+    def is_mark(raw: bytes) -> bool:
+        return raw[:1] == b"{"  # zlib output starts with 0x78
+
+    @classmethod
+    def decode(cls, raw: bytes) -> EndedMark:
+        try:
+            data = json.loads(raw)
+            return cls(float(data["ended_at"]), int(data["partition"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFormatError("malformed end mark") from exc

@@ -54,6 +54,9 @@ class AnalyzeConfig(BaseSettings):
     # "table" (a faust table with a changelog co-partitioned with the transcript topic, recovered by
     # whichever worker owns the call next; analyze/state_table.py, README "Per-call state").
     state_store: Literal["memory", "table"] = "memory"
+    # How long the table remembers that a call ended, so that its records delivered again (after a
+    # rebalance or a restart) are ignored instead of opening it anew.
+    ended_call_grace_s: float = Field(default=3600.0, ge=0)
     # Tansu answers ListOffsets LATEST with the last batch's base offset + 1, so faust's changelog
     # recovery stops short of any multi-record last batch: one record per produce batch avoids it.
     # On Apache Kafka set it off (batching is safe there).

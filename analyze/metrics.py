@@ -54,6 +54,11 @@ COMPLIANCE_MISSES = Counter(
 )
 CALL_STATE_OPS = Counter(
     "callscope_analyze_call_state_ops_total",
-    "Per-call state table operations (ANALYZE_STATE_STORE=table): saved, restored, deleted, unreadable.",
+    "Per-call state table operations (ANALYZE_STATE_STORE=table): saved, restored, unreadable,"
+    " ended (state replaced by an end mark), expired (end mark dropped after the grace period).",
     ["op"],
+)
+RECORDS_AFTER_END = Counter(
+    "callscope_analyze_records_after_call_end_total",
+    "Transcript records of calls that had already ended here, delivered again and ignored.",
 )

@@ -5,13 +5,16 @@ has the transcript topic's partition count and a call's record goes to the parti
 transcript records come from, so whichever worker owns a call's partition recovers its state.
 The policy keeps the live copy in memory and the table is its backing store: a call the policy
 does not know (after a restart, a rebalance or eviction) is loaded from the table before its next
-event; the state is written after an event worth saving and deleted when the call ends.
+event; the state is written after an event worth saving and, when the call ends, replaced by a mark that
+the call ended (dropped after `ended_call_grace_s`), so that records delivered again are ignored.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -20,7 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from analyze import metrics
 from analyze.assist import AssistPolicy
-from analyze.call_state import StateFormatError, decode_state, encode_state, worth_saving
+from analyze.call_state import EndedMark, StateFormatError, decode_state, encode_state, worth_saving
 from analyze.config import AnalyzeConfig
 from analyze.events import AssistEvent
 from transcribe.events import TranscriptCallEnded, TranscriptEvent
@@ -28,6 +31,9 @@ from transcribe.events import TranscriptCallEnded, TranscriptEvent
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "calls"
+# End marks dropped at most per record processed: the table's changelog gets a burst of deletes
+# after a quiet spell at most this big.
+_EXPIRE_PER_RECORD = 8
 
 
 def changelog_topic(config: AnalyzeConfig) -> str:
@@ -75,11 +81,34 @@ async def ensure_changelog_topic(config: AnalyzeConfig) -> None:
 
 
 class CallStateTable:
-    """Keeps the policy's per-call state in a faust table; call inside the agent's stream only."""
+    """Keeps the policy's per-call state in a faust table; call inside the agent's stream only.
 
-    def __init__(self, app: faust.App, config: AnalyzeConfig, policy: AssistPolicy) -> None:
+    `table` is the faust table (`for_app`) or, in unit tests, any mutable mapping. An ended call's
+    state gives way to an `EndedMark` kept for `ended_grace_s`: delivery is at least once (faust
+    rewinds to the committed offset after a rebalance or restart), and the call's records
+    delivered again must be ignored, not start the call over. A mark is dropped while a record of
+    its partition is processed, the only place faust lets the table be written for that partition.
+    """
+
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        policy: AssistPolicy,
+        *,
+        ended_grace_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = table
         self._policy = policy
-        self.table: Any = app.Table(
+        self._grace_s = ended_grace_s
+        self._clock = clock
+        # Per transcript partition: end marks oldest first, (ended at, key); built from the table
+        # on the first record of a partition after an assignment, then kept up as calls end.
+        self._marks: dict[int, deque[tuple[float, bytes]]] = {}
+
+    @classmethod
+    def for_app(cls, app: faust.App, config: AnalyzeConfig, policy: AssistPolicy) -> CallStateTable:
+        table: Any = app.Table(
             TABLE_NAME,
             partitions=config.partitions,
             key_type=bytes,  # bytes: faust's "raw" codec both ways
@@ -87,21 +116,31 @@ class CallStateTable:
             extra_topic_configs={"cleanup.policy": "compact"},
             help="Assist state per open call (analyze.call_state), keyed by call_id.",
         )
+        states = cls(table, policy, ended_grace_s=config.ended_call_grace_s)
 
         # The state of calls on partitions this worker may no longer own is stale from now on;
         # what it still owns reloads from the table on the next event of each call.
         async def forget(sender: Any, revoked: Any, **_: Any) -> None:
-            policy.forget_calls()
+            states.forget()
 
         app.on_partitions_revoked.connect(forget)
+        return states
 
-    def load(self, event: TranscriptEvent) -> None:
+    def forget(self) -> None:
+        self._policy.forget_calls()
+        self._marks.clear()
+
+    def load(self, event: TranscriptEvent, partition: int) -> None:
         """Restore the event's call from the table if the policy does not hold it."""
+        self._expire(partition)
         call_id = event.call_id
-        if self._policy.knows(call_id):
+        if self._policy.knows(call_id) or self._policy.has_ended(call_id):
             return
         raw = self.table.get(call_id.encode())
         if raw is None:
+            return
+        if EndedMark.is_mark(raw):
+            self._policy.mark_ended(call_id)
             return
         try:
             self._policy.restore(call_id, decode_state(raw))
@@ -110,13 +149,14 @@ class CallStateTable:
             log.warning("call state unreadable", extra={"call_id": call_id, "error": str(exc)})
             metrics.CALL_STATE_OPS.labels(op="unreadable").inc()
 
-    def save(self, event: TranscriptEvent, produced: Sequence[AssistEvent]) -> None:
-        """Write the call's state after an event worth a changelog record; delete it at the call's end."""
+    def save(self, event: TranscriptEvent, produced: Sequence[AssistEvent], partition: int) -> None:
+        """Write the call's state after an event worth a changelog record; mark it ended at its end."""
         key = event.call_id.encode()
         if isinstance(event, TranscriptCallEnded):
-            if key in self.table:
-                del self.table[key]
-                metrics.CALL_STATE_OPS.labels(op="deleted").inc()
+            now = self._clock()
+            self.table[key] = EndedMark(now, partition).encode()
+            self._marks.setdefault(partition, deque()).append((now, key))
+            metrics.CALL_STATE_OPS.labels(op="ended").inc()
             return
         if not worth_saving(event, produced):
             return
@@ -124,3 +164,31 @@ class CallStateTable:
         if snapshot is not None:
             self.table[key] = encode_state(snapshot)
             metrics.CALL_STATE_OPS.labels(op="saved").inc()
+
+    def _expire(self, partition: int) -> None:
+        """Drop a few end marks of `partition` older than the grace period (bounded work per record)."""
+        marks = self._marks.get(partition)
+        if marks is None:
+            marks = self._marks[partition] = self._marks_in_table(partition)
+        cutoff = self._clock() - self._grace_s
+        for _ in range(_EXPIRE_PER_RECORD):
+            if not marks or marks[0][0] > cutoff:
+                return
+            _, key = marks.popleft()
+            raw = self.table.get(key)
+            if raw is not None and EndedMark.is_mark(raw):
+                del self.table[key]
+                metrics.CALL_STATE_OPS.labels(op="expired").inc()
+
+    def _marks_in_table(self, partition: int) -> deque[tuple[float, bytes]]:
+        found: list[tuple[float, bytes]] = []
+        for key, raw in list(self.table.items()):
+            if not EndedMark.is_mark(raw):
+                continue
+            try:
+                mark = EndedMark.decode(raw)
+            except StateFormatError:
+                mark = EndedMark(0.0, partition)  # unreadable: drop it with the first expiry
+            if mark.partition == partition:
+                found.append((mark.at, key))
+        return deque(sorted(found))

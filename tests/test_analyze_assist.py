@@ -189,9 +189,30 @@ def test_call_state_is_cleared_when_the_call_ends(policy: AssistPolicy) -> None:
     assert {e.type for e in closing} == {"conversation.metrics", "sentiment.trend"}
     assert all(e.call_ended for e in closing)  # type: ignore[union-attr]
     assert policy.active_calls == 1
-    # A replay of the call after its end is treated as new: the same (deterministic) event again.
-    (hint,) = _triggered(policy.on_event(partial("cancel my account", 0)))
-    assert hint.event_id == assist_event_id(segment_id("c1", "customer", 0), "retention-cancel", "v3")
+    # Records of the call delivered again after its end are ignored, its end included: a fresh
+    # state would close the call a second time with other figures.
+    assert policy.has_ended("c1")
+    assert policy.on_event(partial("cancel my account", 0)) == []
+    assert policy.on_event(final("cancel my account")) == []
+    assert policy.on_event(TranscriptCallEnded(call_id="c1", ended_at=2.0)) == []
+    assert policy.active_calls == 1
+
+
+def test_a_replay_gives_the_same_event_ids(policy: AssistPolicy, scorer: FakeScorer) -> None:
+    (first,) = _triggered(policy.on_event(partial("cancel my account", 0)))
+    replay = AssistPolicy(RuleMatcher(parse_rules(RULES)), scorer, clock=lambda: 123.0)
+    (again,) = _triggered(replay.on_event(partial("cancel my account", 0)))
+    assert again.event_id == first.event_id
+    assert first.event_id == assist_event_id(segment_id("c1", "customer", 0), "retention-cancel", "v3")
+
+
+def test_ended_calls_are_remembered_up_to_the_call_bound(scorer: FakeScorer) -> None:
+    policy = AssistPolicy(RuleMatcher(parse_rules(RULES)), scorer, max_calls=2)
+    for call_id in ("a", "b", "c"):
+        policy.on_event(TranscriptCallEnded(call_id=call_id, ended_at=2.0))
+    assert [policy.has_ended(c) for c in ("a", "b", "c")] == [False, True, True]
+    policy.mark_ended("d")
+    assert not policy.has_ended("b")
 
 
 def test_calls_are_tracked_separately(policy: AssistPolicy) -> None:
