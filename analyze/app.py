@@ -5,9 +5,10 @@ position, and the stream goes on. Sends are buffered by faust's producer, which 
 before committing the source offsets, so an offset is only committed once its assist events
 are on the broker (at-least-once; event ids are deterministic, so redelivery is harmless).
 
-Per-call assist state lives in the policy (AssistPolicy); with `state_store="table"` a faust table
-keyed by call_id, co-partitioned with the transcript topic, backs it (analyze/state_table.py), so a
-call carries on where it was after a restart or a rebalance. With "memory" the new owner of a call
+Per-call assist state lives in the policy (AssistPolicy); with `state_store="table"` (the default) a
+faust table keyed by call_id, co-partitioned with the transcript topic, backs it
+(analyze/state_table.py), so a call carries on where it was after a restart or a rebalance, and a
+call's records delivered again after its end are ignored. With "memory" the new owner of a call
 starts it afresh and may repeat a hint for a turn in flight; consumers dedup by event_id. What
 holds on Tansu and what needs Apache Kafka: README, "Per-call state, faust tables and Tansu".
 """

@@ -50,10 +50,10 @@ class AnalyzeConfig(BaseSettings):
     # faust's consumer waits up to 1.5 s on an empty fetch; Tansu never answers one early
     # (analyze/faust_fetch.py). Short: a final reaches the worker in milliseconds.
     fetch_max_wait_ms: int = Field(default=10, ge=1, le=1500)
-    # Where per-call assist state lives: "memory" (this worker only; lost on restart or rebalance) or
-    # "table" (a faust table with a changelog co-partitioned with the transcript topic, recovered by
-    # whichever worker owns the call next; analyze/state_table.py, README "Per-call state").
-    state_store: Literal["memory", "table"] = "memory"
+    # Where per-call assist state lives: "table" (a faust table with a changelog co-partitioned with
+    # the transcript topic, recovered by whichever worker owns the call next; analyze/state_table.py,
+    # README "Per-call state") or "memory" (this worker only; lost on a restart or rebalance).
+    state_store: Literal["memory", "table"] = "table"
     # How long the table remembers that a call ended, so that its records delivered again (after a
     # rebalance or a restart) are ignored instead of opening it anew.
     ended_call_grace_s: float = Field(default=3600.0, ge=0)
