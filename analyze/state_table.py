@@ -5,8 +5,9 @@ has the transcript topic's partition count and a call's record goes to the parti
 transcript records come from, so whichever worker owns a call's partition recovers its state.
 The policy keeps the live copy in memory and the table is its backing store: a call the policy
 does not know (after a restart, a rebalance or eviction) is loaded from the table before its next
-event; the state is written after an event worth saving and, when the call ends, replaced by a mark that
-the call ended (dropped after `ended_call_grace_s`), so that records delivered again are ignored.
+event; the state is written after an event worth saving and, when the call ends, replaced by a
+mark that it ended (dropped after `ended_call_grace_s`), so that records delivered again are
+ignored.
 """
 
 from __future__ import annotations
