@@ -27,9 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from analyze.assist import AssistPolicy
 from analyze.events import AgentHint, AssistEvent, ComplianceState, SupervisorAlert
 from analyze.rules import RuleMatcher, RuleSet, parse_rules_yaml
+from store.batch import merge
 from store.models import Call, RuleSetVersion, Segment
 from store.repository import Repository
-from store.sink import AssistRow, Row, RuleVersionRow, merge, row_of
+from store.rows import AssistRow, Row, RuleVersionRow
+from store.sink import row_of
 from transcribe.events import (
     FinalSegment,
     StageTimes,

@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.batch import Batch
 from store.models import (
     AssistEvent,
     Call,
@@ -29,7 +30,6 @@ from store.models import (
     Segment,
     SentimentTrendRow,
 )
-from store.sink import Batch
 
 _calls = Call.__table__
 _segments = Segment.__table__

@@ -24,11 +24,13 @@ from deploy.contract import InvalidEvent
 from deploy.deadletter import DeadLetter, dead_letter_for
 from deploy.kafka import DeadLetterPublisher, make_producer
 from store import metrics
+from store.batch import Batch, merge
 from store.config import StoreConfig
 from store.errors import DATABASE_ERRORS, RetryPolicy, error_code, is_permanent
 from store.migrate import migrate
 from store.repository import Repository
-from store.sink import Batch, Row, merge, row_of
+from store.rows import Row
+from store.sink import row_of
 from transcribe.events import parse_transcript_event
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from analyze.replay import ReplayError, run_replay
 from deploy.cli import main as cli_main
+from store.batch import merge
 from store.migrate import migrate
 from store.models import AssistEvent, RuleSetVersion
 from store.repository import Repository
-from store.sink import merge, row_of
+from store.sink import row_of
 from tests import store_events as ev
 
 EXAMPLE = resources.files("analyze").joinpath("rules.example.yaml").read_text(encoding="utf-8")

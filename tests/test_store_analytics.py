@@ -13,6 +13,7 @@ from analyze.events import ComplianceState, ComplianceStep, RedactionAudit
 from analyze.live import LiveSettings
 from analyze.rules import RuleMatcher, load_rules
 from analyze.sentiment import VaderScorer
+from store.batch import merge
 from store.models import (
     ComplianceStateRow,
     ConversationMetric,
@@ -22,7 +23,7 @@ from store.models import (
     SentimentTrendRow,
 )
 from store.repository import Repository
-from store.sink import merge, row_of
+from store.sink import row_of
 from tests import store_events as ev
 
 

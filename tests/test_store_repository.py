@@ -12,12 +12,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from store.batch import merge
 from store.errors import DATABASE_ERRORS, is_permanent
 from store.migrate import migrate
 from store.models import AssistEvent, Base, Call, LegError, Segment
 from store.queries import call_summary
 from store.repository import Repository
-from store.sink import merge, row_of
+from store.sink import row_of
 from tests import store_events as ev
 
 

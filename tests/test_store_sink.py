@@ -8,16 +8,10 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from deploy.contract import InvalidEvent
+from store.batch import merge
 from store.errors import RetryPolicy, is_permanent
-from store.sink import (
-    AssistRow,
-    CallEndRow,
-    CallStartRow,
-    SegmentRow,
-    SentimentRow,
-    merge,
-    row_of,
-)
+from store.rows import AssistRow, CallEndRow, CallStartRow, SegmentRow, SentimentRow
+from store.sink import row_of
 from tests import store_events as ev
 from transcribe.events import parse_transcript_event
 

@@ -10,8 +10,8 @@ from aiokafka.errors import CommitFailedError
 from sqlalchemy import exc as sa_exc
 
 from deploy.deadletter import DeadLetter
+from store.batch import Batch
 from store.errors import RetryPolicy
-from store.sink import Batch
 from store.worker import SinkWorker
 from tests import store_events as ev
 
