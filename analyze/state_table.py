@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from analyze import metrics
 from analyze.assist import AssistPolicy
 from analyze.call_state import EndedMark, StateFormatError, decode_state, encode_state, worth_saving
 from analyze.config import AnalyzeConfig
 from analyze.events import AssistEvent
+from deploy.kafka import admin_client, create_missing, partition_count
 from transcribe.events import TranscriptCallEnded, TranscriptEvent
 
 log = logging.getLogger(__name__)
@@ -52,28 +51,10 @@ async def ensure_changelog_topic(config: AnalyzeConfig) -> None:
     A broker that auto-creates it picks its own count (Tansu: 4), which breaks co-partitioning.
     """
     name = changelog_topic(config)
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.kafka_bootstrap, client_id=f"{config.app_id}-state")
-    await admin.start()
-    try:
-        if name not in set(await admin.list_topics()):
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            name=name,
-                            num_partitions=config.partitions,
-                            replication_factor=1,
-                            topic_configs={"cleanup.policy": "compact"},
-                        )
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                pass
+    async with admin_client(config.kafka_bootstrap, client_id=f"{config.app_id}-state") as admin:
+        if await create_missing(admin, [name], config.partitions, configs={"cleanup.policy": "compact"}):
             log.info("changelog topic created", extra={"topic": name, "partitions": config.partitions})
-        (described,) = await admin.describe_topics([name])
-        found = len(described["partitions"])
-    finally:
-        await admin.close()
+        found = await partition_count(admin, name)
     if found != config.partitions:
         raise ChangelogTopicError(
             f"topic {name!r} has {found} partitions but the transcript topic has {config.partitions};"
@@ -104,8 +85,8 @@ class CallStateTable:
         self._grace_s = ended_grace_s
         self._clock = clock
         # Per transcript partition: end marks oldest first, (ended at, key); built from the table
-        # on the first record of a partition after an assignment, then kept up as calls end.
-        self._marks: dict[int, deque[tuple[float, bytes]]] = {}
+        # in one pass on the first record after an assignment (None until then), kept up as calls end.
+        self._marks: defaultdict[int, deque[tuple[float, bytes]]] | None = None
 
     @classmethod
     def for_app(cls, app: faust.App, config: AnalyzeConfig, policy: AssistPolicy) -> CallStateTable:
@@ -129,7 +110,7 @@ class CallStateTable:
 
     def forget(self) -> None:
         self._policy.forget_calls()
-        self._marks.clear()
+        self._marks = None
 
     def load(self, event: TranscriptEvent, partition: int) -> None:
         """Restore the event's call from the table if the policy does not hold it."""
@@ -156,7 +137,7 @@ class CallStateTable:
         if isinstance(event, TranscriptCallEnded):
             now = self._clock()
             self.table[key] = EndedMark(now, partition).encode()
-            self._marks.setdefault(partition, deque()).append((now, key))
+            self._marks_by_partition(partition)[partition].append((now, key))
             metrics.CALL_STATE_OPS.labels(op="ended").inc()
             return
         if not worth_saving(event, produced):
@@ -168,9 +149,7 @@ class CallStateTable:
 
     def _expire(self, partition: int) -> None:
         """Drop a few end marks of `partition` older than the grace period (bounded work per record)."""
-        marks = self._marks.get(partition)
-        if marks is None:
-            marks = self._marks[partition] = self._marks_in_table(partition)
+        marks = self._marks_by_partition(partition)[partition]
         cutoff = self._clock() - self._grace_s
         for _ in range(_EXPIRE_PER_RECORD):
             if not marks or marks[0][0] > cutoff:
@@ -181,15 +160,17 @@ class CallStateTable:
                 del self.table[key]
                 metrics.CALL_STATE_OPS.labels(op="expired").inc()
 
-    def _marks_in_table(self, partition: int) -> deque[tuple[float, bytes]]:
-        found: list[tuple[float, bytes]] = []
-        for key, raw in list(self.table.items()):
-            if not EndedMark.is_mark(raw):
-                continue
-            try:
-                mark = EndedMark.decode(raw)
-            except StateFormatError:
-                mark = EndedMark(0.0, partition)  # unreadable: drop it with the first expiry
-            if mark.partition == partition:
-                found.append((mark.at, key))
-        return deque(sorted(found))
+    def _marks_by_partition(self, current: int) -> defaultdict[int, deque[tuple[float, bytes]]]:
+        if self._marks is None:
+            found: list[tuple[float, bytes, int]] = []
+            for key, raw in list(self.table.items()):
+                if EndedMark.is_mark(raw):
+                    try:
+                        mark = EndedMark.decode(raw)
+                    except StateFormatError:
+                        mark = EndedMark(0.0, current)  # unreadable: drop it with the next expiry
+                    found.append((mark.at, key, mark.partition))
+            self._marks = defaultdict(deque)
+            for at, key, partition in sorted(found):
+                self._marks[partition].append((at, key))
+        return self._marks

@@ -11,7 +11,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import start_http_server
 
 from analyze.app import build_app
@@ -25,6 +24,7 @@ from analyze.live import LiveSettings
 from analyze.rules import RuleMatcher, RuleSet, load_rules
 from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
 from analyze.state_table import ensure_changelog_topic
+from deploy.kafka import admin_client, partition_count
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,13 @@ async def check_source_topic(config: AnalyzeConfig) -> None:
     faust does not create a source topic, a broker that auto-creates one picks its own layout,
     and a partition count other than the configured one breaks co-partitioning.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.kafka_bootstrap, client_id=f"{config.app_id}-check")
-    await admin.start()
-    try:
-        if config.transcripts_topic not in set(await admin.list_topics()):
-            raise SourceTopicError(
-                f"topic {config.transcripts_topic!r} does not exist; create the topics first"
-                " (deploy.kafka.create_topics)"
-            )
-        (described,) = await admin.describe_topics([config.transcripts_topic])
-        found = len(described["partitions"])
-    finally:
-        await admin.close()
+    async with admin_client(config.kafka_bootstrap, client_id=f"{config.app_id}-check") as admin:
+        found = await partition_count(admin, config.transcripts_topic)
+    if found is None:
+        raise SourceTopicError(
+            f"topic {config.transcripts_topic!r} does not exist; create the topics first"
+            " (deploy.kafka.create_topics)"
+        )
     if found != config.partitions:
         raise SourceTopicError(
             f"topic {config.transcripts_topic!r} has {found} partitions but the worker is configured"

@@ -107,30 +107,26 @@ async def _reap(stage: Stage, deadline: float) -> bool:
 
 async def wait_until_ready(bootstrap: str, timeout_s: float, names: tuple[str, ...] = STAGES) -> None:
     """Wait until each named stage's consumer group is Stable with a member (it has its partitions)."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="callscope-stages")
-    await admin.start()
+    from deploy.kafka import admin_client
+
     wanted = {STAGE_GROUPS[name] for name in names}
-    try:
-        async with asyncio.timeout(timeout_s):
-            ready: set[str] = set()
-            while ready != wanted:
-                await asyncio.sleep(0.25)
-                # One group per request: Tansu's answer to a multi-group DescribeGroups does not
-                # decode, and its ListGroups leaves out groups that have not committed yet.
-                for group in wanted - ready:
-                    try:
-                        responses = await admin.describe_consumer_groups([group])
-                    except (KafkaError, ValueError):
-                        continue
-                    for response in responses:
-                        for error_code, _, state, *_, members in response.groups:
-                            if error_code == 0 and state == "Stable" and members:
-                                ready.add(group)
-    finally:
-        await admin.close()
+    async with admin_client(bootstrap, client_id="callscope-stages") as admin, asyncio.timeout(timeout_s):
+        ready: set[str] = set()
+        while ready != wanted:
+            await asyncio.sleep(0.25)
+            # One group per request: Tansu's answer to a multi-group DescribeGroups does not
+            # decode, and its ListGroups leaves out groups that have not committed yet.
+            for group in wanted - ready:
+                try:
+                    responses = await admin.describe_consumer_groups([group])
+                except (KafkaError, ValueError):
+                    continue
+                for response in responses:
+                    for error_code, _, state, *_, members in response.groups:
+                        if error_code == 0 and state == "Stable" and members:
+                            ready.add(group)
 
 
 def stage_env(environ: dict[str, str], bootstrap: str, database_url: str, partitions: int) -> dict[str, str]:
