@@ -35,8 +35,8 @@ from analyze.events import (
 )
 from analyze.hotreload import RuleReloader
 from analyze.state_table import CallStateTable
-from deploy.contract import InvalidEvent
-from deploy.deadletter import dead_letter_for
+from pipeline.contract import InvalidEvent
+from pipeline.deadletter import DeadLetterSink
 from transcribe.events import parse_transcript_event
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def build_app(
     )
     states = CallStateTable.for_app(app, config, policy) if table_mode else None
     # Not internal: faust never declares these, so it cannot create them with another layout.
-    # They must exist before the worker starts (deploy.kafka.create_topics).
+    # They must exist before the worker starts (pipeline.kafka.create_topics).
     transcripts = app.topic(
         config.transcripts_topic,
         partitions=config.partitions,
@@ -145,20 +145,10 @@ def build_app(
 async def _dead_letter(
     topic: faust.TopicT, message: faust.types.Message, *, reason: str, detail: str = ""
 ) -> None:
-    letter = dead_letter_for(message, stage=STAGE, reason=reason, detail=detail)
-    log.warning(
-        "record dead-lettered",
-        extra={
-            "stage": STAGE,
-            "reason": reason,
-            "source_topic": message.topic,
-            "source_partition": message.partition,
-            "source_offset": message.offset,
-        },
-    )
-    metrics.DEAD_LETTERS.labels(reason=reason).inc()
-    key = letter.key.encode() if letter.key else None
-    await topic.send(key=key, value=letter.to_bytes())
+    async def send(key: bytes | None, value: bytes) -> object:
+        return await topic.send(key=key, value=value)
+
+    await DeadLetterSink(send, stage=STAGE).reject(message, reason, detail)
 
 
 def _observe(event: AssistEvent) -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from deploy.topics import TOPICS
+from pipeline.topics import TOPICS
 
 
 class AnalyzeConfig(BaseSettings):

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from deploy.contract import Event, parse_json_event
 from ingest.events import Leg
+from pipeline.contract import Event, parse_json_event
 
 
 def assist_event_id(segment_id: str, rule_id: str, rule_version: str) -> str:

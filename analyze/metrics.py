@@ -11,11 +11,6 @@ TRANSCRIPT_RECORDS = Counter(
     "Transcript records read, by event type ('invalid' for records that failed to parse).",
     ["type"],
 )
-DEAD_LETTERS = Counter(
-    "callscope_analyze_dead_letters_total",
-    "Transcript records sent to the dead-letter topic, by reason.",
-    ["reason"],
-)
 ASSIST_EVENTS = Counter(
     "callscope_analyze_assist_events_total",
     "Assist events produced, by type and whether they came from a final segment.",

@@ -20,7 +20,7 @@ Severity = Literal["info", "warning", "critical"]
 KnowledgeMode = str  # "" (none), "auto" (retrieved by the utterance) or an article id
 
 # Tuned on tests/data/fuzzy_phrases.yaml (ASR-garbled phrases and near-miss call sentences);
-# tests/bench_rules.py --tune prints the precision/recall sweep behind it.
+# bench/rules.py --tune prints the precision/recall sweep behind it.
 DEFAULT_FUZZY_CUTOFF = 85.0
 # Cosine similarity of all-MiniLM-L6-v2 to the nearest example; below it the utterance is
 # off-topic. Tuned on tests/data/intents.yaml.

@@ -25,7 +25,7 @@ from analyze.assist import AssistPolicy
 from analyze.call_state import EndedMark, StateFormatError, decode_state, encode_state, worth_saving
 from analyze.config import AnalyzeConfig
 from analyze.events import AssistEvent
-from deploy.kafka import admin_client, create_missing, partition_count
+from pipeline.kafka import admin_client, create_missing, partition_count
 from transcribe.events import TranscriptCallEnded, TranscriptEvent
 
 log = logging.getLogger(__name__)

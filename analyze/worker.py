@@ -24,7 +24,7 @@ from analyze.live import LiveSettings
 from analyze.rules import RuleMatcher, RuleSet, load_rules
 from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
 from analyze.state_table import ensure_changelog_topic
-from deploy.kafka import admin_client, partition_count
+from pipeline.kafka import admin_client, partition_count
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def check_source_topic(config: AnalyzeConfig) -> None:
     if found is None:
         raise SourceTopicError(
             f"topic {config.transcripts_topic!r} does not exist; create the topics first"
-            " (deploy.kafka.create_topics)"
+            " (pipeline.kafka.create_topics)"
         )
     if found != config.partitions:
         raise SourceTopicError(

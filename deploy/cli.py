@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from deploy.topics import TOPICS
+from pipeline.topics import TOPICS
 
 log = logging.getLogger("callscope.cli")
 
@@ -153,7 +153,7 @@ async def run_until_signalled(stage_main: StageMain) -> None:
 
 async def _with_topics(args: argparse.Namespace, environ: dict[str, str], stage_main: StageMain) -> None:
     if getattr(args, "create_topics", False):
-        from deploy.kafka import create_topics
+        from pipeline.kafka import create_topics
 
         await create_topics(_env("KAFKA_BOOTSTRAP", environ), _partitions(environ))
     await run_until_signalled(stage_main)
@@ -179,7 +179,7 @@ def cmd_demo(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from deploy import bench
+    from bench import pipeline as bench
 
     return int(bench.main(args, environ, _partitions(environ)) or 0)
 
@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(args: argparse.Namespace, environ: dict[str, str]) -> None:
-    from deploy.logs import configure_logging
+    from pipeline.logs import configure_logging
 
     fmt = (
         args.log_format or environ.get("CALLSCOPE_LOG_FORMAT") or ("text" if sys.stderr.isatty() else "json")

@@ -24,11 +24,11 @@ from pathlib import Path
 from deploy.demo_display import Line, LiveView, summary_lines
 from deploy.runtime import services
 from deploy.stages import STOP_GRACE_S, StageFailed, StageProcesses, stage_env, wait_until_ready
-from deploy.topics import TOPICS
 from ingest.demo import DEMO_CALL_WAV
 from ingest.events import Codec
 from ingest.replay import ReplayCall, replay_call
 from ingest.wavsource import OutputFormat
+from pipeline.topics import TOPICS
 
 QUIET_S = 1.5  # the stored call must stop changing for this long before it is printed
 
@@ -69,7 +69,7 @@ async def follow(bootstrap: str, view: LiveView, terminal: Terminal, since_s: fl
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from analyze.events import parse_assist_event
-    from deploy.contract import InvalidEvent
+    from pipeline.contract import InvalidEvent
     from transcribe.events import parse_transcript_event
 
     consumer = AIOKafkaConsumer(

@@ -79,7 +79,7 @@ def gateway_main(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
     async def main() -> None:
         if args.create_topics:
-            from deploy.kafka import create_topics
+            from pipeline.kafka import create_topics
 
             await create_topics(config.kafka_bootstrap, _partitions(environ))
         await run_until_signalled(lambda stop: run(config, stop))
@@ -94,7 +94,7 @@ def gateway_main(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def loadtest_main(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from ingest.loadtest import LoadSpec, main
+    from bench.gateway import LoadSpec, main
 
     protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
     if args.calls < 1 or args.seconds <= 0 or args.ramp < 0:

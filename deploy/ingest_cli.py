@@ -39,7 +39,7 @@ async def _replay(
     bootstrap: str, calls: list[ReplayCall], fmt: OutputFormat, args: argparse.Namespace, partitions: int
 ) -> list[ReplayResult]:
     if args.create_topics:
-        from deploy.kafka import create_topics
+        from pipeline.kafka import create_topics
 
         await create_topics(bootstrap, partitions)
     loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.kafka import create_topics
+from pipeline.kafka import create_topics
 
 log = logging.getLogger(__name__)
 # Its at-exit cleanup logs at INFO after logging's streams may be closed (pytest, interpreter exit).

@@ -109,7 +109,7 @@ async def wait_until_ready(bootstrap: str, timeout_s: float, names: tuple[str, .
     """Wait until each named stage's consumer group is Stable with a member (it has its partitions)."""
     from aiokafka.errors import KafkaError
 
-    from deploy.kafka import admin_client
+    from pipeline.kafka import admin_client
 
     wanted = {STAGE_GROUPS[name] for name in names}
     async with admin_client(bootstrap, client_id="callscope-stages") as admin, asyncio.timeout(timeout_s):

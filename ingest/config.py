@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from deploy.topics import TOPICS
+from pipeline.topics import TOPICS
 
 
 class GatewayConfig(BaseSettings):

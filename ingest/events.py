@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from deploy.contract import Event, InvalidEvent, parse_json_event
+from pipeline.contract import Event, InvalidEvent, parse_json_event
 
 Leg = Literal["agent", "customer"]
 LEGS: tuple[Leg, Leg] = ("agent", "customer")

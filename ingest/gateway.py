@@ -22,8 +22,6 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from deploy.deadletter import dead_letter
-from deploy.kafka import DeadLetterPublisher
 from ingest import metrics as m
 from ingest.config import GatewayConfig
 from ingest.events import AudioFrame
@@ -40,7 +38,8 @@ from ingest.protocol import (
 )
 from ingest.routes import authenticate, new_session, source_for
 from ingest.signatures import AuthError, NonceCache
-from ingest.sink import BrokerUnavailable, CallWriter, DeadLetters
+from ingest.sink import BrokerUnavailable, CallWriter
+from pipeline.deadletter import DeadLetterSink, DeadLetterSpool, dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,9 @@ class _Connection:
 class Gateway:
     """Serves the WebSocket endpoints; `port` is the bound port once started."""
 
-    def __init__(self, config: GatewayConfig, producer: AIOKafkaProducer, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self, config: GatewayConfig, producer: AIOKafkaProducer, dead_letters: DeadLetterSink
+    ) -> None:
         self._config = config
         self._producer = producer
         self._dead_letters = dead_letters
@@ -256,8 +257,7 @@ class Gateway:
         await self._publish(letter)
 
     async def _publish(self, letter) -> None:  # noqa: ANN001 - DeadLetter
-        where = await self._dead_letters.publish(letter)
-        m.DEAD_LETTERS.labels(letter.reason, where).inc()
+        await self._dead_letters.publish(letter)
 
 
 def make_gateway_producer(config: GatewayConfig) -> AIOKafkaProducer:
@@ -280,12 +280,17 @@ async def open_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
     producer = make_gateway_producer(config)
     await producer.start()
     try:
-        spool = Path(config.dead_letter_spool) if config.dead_letter_spool else None
-        dead_letters = DeadLetters(
-            DeadLetterPublisher(producer, config.deadletter_topic),
-            config.dead_letter_timeout_s,
-            spool,
-            config.dead_letter_spool_max_bytes,
+        spool = (
+            DeadLetterSpool(Path(config.dead_letter_spool), config.dead_letter_spool_max_bytes)
+            if config.dead_letter_spool
+            else None
+        )
+        dead_letters = DeadLetterSink.to_topic(
+            producer,
+            config.deadletter_topic,
+            stage="ingest",
+            timeout_s=config.dead_letter_timeout_s,
+            spool=spool,
         )
         gateway = Gateway(config, producer, dead_letters)
         await gateway.start()

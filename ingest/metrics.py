@@ -32,9 +32,6 @@ CALLS = Counter("callscope_ingest_calls_total", "Calls ended, by how they ended"
 REJECTED = Counter(
     "callscope_ingest_rejected_upgrades_total", "Upgrade requests refused (auth, path)", ["source", "reason"]
 )
-DEAD_LETTERS = Counter(
-    "callscope_ingest_dead_letters_total", "Dead letters written (topic or spool)", ["reason", "where"]
-)
 
 
 @dataclass(frozen=True)

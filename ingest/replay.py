@@ -17,10 +17,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from deploy.kafka import make_producer
-from deploy.topics import TOPICS
 from ingest.events import AudioFrame, CallEnded, CallStarted, Codec, Direction
 from ingest.wavsource import LegFrame, OutputFormat, Recording, call_frames, load_legs, load_stereo
+from pipeline.kafka import make_producer
+from pipeline.topics import TOPICS
 
 log = logging.getLogger(__name__)
 

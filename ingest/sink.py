@@ -1,4 +1,4 @@
-"""The bounded path from a call's socket to Kafka, and dead letters that survive a broker outage.
+"""The bounded path from a call's socket to Kafka.
 
 Each call writes through a CallWriter: records go to the producer in order (one key, one
 partition), at most `max_in_flight` of them unacknowledged. When the broker is slow the writer
@@ -10,19 +10,13 @@ raises BrokerUnavailable and the gateway ends the call, instead of buffering wit
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
-
-from deploy.deadletter import DeadLetter
-from deploy.kafka import DeadLetterPublisher
 
 log = logging.getLogger(__name__)
 
@@ -124,49 +118,3 @@ class CallWriter:
         if not future.cancelled() and future.exception() is not None:
             raise BrokerUnavailable(type(future.exception()).__name__)
         self.delivered += 1
-
-
-class DeadLetters:
-    """Dead letters to the dead-letter topic; when the broker will not take them in time, to a
-    bounded local spool file (JSON lines), and failing that to an error log line. Never silent."""
-
-    def __init__(
-        self,
-        publisher: DeadLetterPublisher,
-        timeout_s: float,
-        spool_path: Path | None = None,
-        spool_max_bytes: int = 50_000_000,
-    ) -> None:
-        self._publisher = publisher
-        self._timeout_s = timeout_s
-        self._spool_path = spool_path
-        self._spool_max_bytes = spool_max_bytes
-
-    async def publish(self, letter: DeadLetter) -> str:
-        """Returns where the letter went: "topic", "spool" or "log"."""
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._publisher.publish(letter)
-            return "topic"
-        except (TimeoutError, KafkaError):
-            pass
-        if self._spool_path is not None and await asyncio.to_thread(self._spool, letter):
-            log.error("dead letter spooled", extra={"reason": letter.reason, "spool": str(self._spool_path)})
-            return "spool"
-        log.error("dead letter not stored", extra={"reason": letter.reason, "key": letter.key})
-        return "log"
-
-    def _spool(self, letter: DeadLetter) -> bool:
-        assert self._spool_path is not None
-        line = json.dumps(letter.model_dump(mode="json"), separators=(",", ":")) + "\n"
-        try:
-            size = self._spool_path.stat().st_size if self._spool_path.exists() else 0
-            if size + len(line) > self._spool_max_bytes:
-                return False
-            with open(self._spool_path, "a", encoding="utf-8") as spool:
-                spool.write(line)
-                spool.flush()
-                os.fsync(spool.fileno())
-        except OSError:
-            return False
-        return True

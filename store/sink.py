@@ -26,7 +26,7 @@ from analyze.events import (
     SupervisorAlert,
 )
 from analyze.redact import redact
-from deploy.contract import InvalidEvent
+from pipeline.contract import InvalidEvent
 from store.rows import (
     AssistRow,
     AuditRow,

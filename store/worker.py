@@ -20,9 +20,9 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from analyze.events import parse_assist_event
-from deploy.contract import InvalidEvent
-from deploy.deadletter import DeadLetter, dead_letter_for
-from deploy.kafka import DeadLetterPublisher, make_producer
+from pipeline.contract import InvalidEvent
+from pipeline.deadletter import DeadLetter, DeadLetterSink, dead_letter_for
+from pipeline.kafka import make_producer
 from store import metrics
 from store.batch import Batch, merge
 from store.config import StoreConfig
@@ -236,7 +236,7 @@ async def run(config: StoreConfig, *, stop: asyncio.Event | None = None) -> None
         worker = SinkWorker(
             consumer,
             Repository(engine),
-            DeadLetterPublisher(producer, config.deadletter_topic),
+            DeadLetterSink.to_topic(producer, config.deadletter_topic, stage=STAGE),
             transcripts_topic=config.transcripts_topic,
             assist_topic=config.assist_topic,
             retry=retry,

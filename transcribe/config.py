@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from deploy.topics import TOPICS
+from pipeline.topics import TOPICS
 from transcribe.local_session import LocalSessionConfig
 from transcribe.segmenter import SegmenterConfig
 from transcribe.whisper_engine import WhisperConfig

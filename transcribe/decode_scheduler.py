@@ -5,7 +5,7 @@ decode_queue.py: finals first, latest partial wins, one request per session at a
 it as ONE batched encoder + generate() call. Nothing waits to fill a batch: requests pile up
 while the previous batch decodes, so batches grow with load and stay at one when idle.
 
-Measured here (tiny.en int8, 10 s windows, 2 shared cores; curve: python -m tests.bench_engine):
+Measured here (tiny.en int8, 10 s windows, 2 shared cores; curve: python -m bench.engine):
 - generate() cost per item falls with the batch (1: ~70 ms, 4: ~25 ms, 8: ~19 ms); the encoder
   does not batch (~30 ms per window) and gets slower per window past 4 windows a call, so batches
   run the encoder in slices of 4 (WhisperConfig.encode_batch_size). A batch of 8 took about half

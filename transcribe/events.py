@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from deploy.contract import Event, parse_json_event
 from ingest.events import Direction, Leg
+from pipeline.contract import Event, parse_json_event
 
 
 def segment_id(call_id: str, leg: Leg, start_ms: int) -> str:

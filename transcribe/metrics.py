@@ -8,9 +8,6 @@ _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 FRAMES_IN = Counter("callscope_transcribe_frames_total", "Audio frames accepted for transcription")
 RECORDS_IN = Counter("callscope_transcribe_records_total", "Records read from the audio topic")
-DEAD_LETTERS = Counter(
-    "callscope_transcribe_dead_letters_total", "Records sent to the dead-letter topic", ["reason"]
-)
 PARTIAL_LATENCY = Histogram(
     "callscope_transcribe_partial_latency_seconds",
     "Capture of the newest audio covered to emission of a partial",

@@ -19,10 +19,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from deploy.contract import InvalidEvent
-from deploy.deadletter import dead_letter_for
-from deploy.kafka import DeadLetterPublisher, make_producer
 from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_record
+from pipeline.contract import InvalidEvent
+from pipeline.deadletter import DeadLetterSink
+from pipeline.kafka import make_producer
 from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
 from transcribe.codec import LegDecoder, samples_at_16k
@@ -106,7 +106,7 @@ class TranscribeWorker:
         self._config = config
         self._consumer = consumer
         self._producer = producer
-        self._deadletters = DeadLetterPublisher(producer, config.deadletter_topic)
+        self._deadletters = DeadLetterSink.to_topic(producer, config.deadletter_topic, stage=STAGE)
         self._open_session = session_factory
         self._calls = CallTable()
         self._watermark = CommitWatermark()
@@ -292,8 +292,7 @@ class TranscribeWorker:
         await self._producer.send(self._config.transcript_topic, event.to_bytes(), key=event.call_id.encode())
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str = "") -> None:
-        metrics.DEAD_LETTERS.labels(reason).inc()
-        await self._deadletters.publish(dead_letter_for(record, stage=STAGE, reason=reason, detail=detail))
+        await self._deadletters.reject(record, reason, detail)
 
     # -- housekeeping: idle legs and commits ------------------------------------------------
 

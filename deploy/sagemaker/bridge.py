@@ -6,7 +6,7 @@ vLLM reads text frames only (a binary frame drops its session without a close fr
 are decoded as UTF-8 and forwarded as text. The socket is accepted before the upstream connect starts:
 SageMaker wants the accept within 250 ms, and a busy vLLM may take longer to answer its handshake.
 
-Imports aiohttp and the standard library only (plus deploy.logs in main()), so the container needs no
+Imports aiohttp and the standard library only (plus pipeline.logs in main()), so the container needs no
 callscope install. Run: `python -m deploy.sagemaker.bridge --upstream http://127.0.0.1:8081`.
 """
 
@@ -198,7 +198,7 @@ def parse_args(argv: Sequence[str] | None, environ: dict[str, str]) -> BridgeCon
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from deploy.logs import configure_logging
+    from pipeline.logs import configure_logging
 
     config = parse_args(argv, dict(os.environ))
     configure_logging(

@@ -1,0 +1,82 @@
+"""The settings base every stage's config extends, and one way to report a bad setting.
+
+Shared settings have one name for every stage: CALLSCOPE_KAFKA_BOOTSTRAP, CALLSCOPE_PARTITIONS
+and the CALLSCOPE_*_TOPIC names. A stage's own settings are CALLSCOPE_<STAGE>_<FIELD> (its
+subclass sets `env_prefix`), the metrics address included, since each process serves its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.topics import TOPICS
+
+S = TypeVar("S", bound=BaseSettings)
+
+DEFAULT_PARTITIONS = 8
+
+
+def shared(name: str, default: Any, **constraints: Any) -> Any:
+    """A field read from CALLSCOPE_<NAME> whatever the stage's prefix (or passed by field name)."""
+    return Field(default, validation_alias=AliasChoices(f"CALLSCOPE_{name}", name.lower()), **constraints)
+
+
+class StageSettings(BaseSettings):
+    """Broker address, partition count, topics and the /metrics address, for every stage."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap: str = shared("KAFKA_BOOTSTRAP", "127.0.0.1:9092", min_length=1)
+    # Partitions per topic: used when topics are created, and checked where co-partitioning matters.
+    partitions: int = shared("PARTITIONS", DEFAULT_PARTITIONS, ge=1, le=1024)
+    audio_topic: str = shared("AUDIO_TOPIC", TOPICS.audio, min_length=1)
+    transcripts_topic: str = shared("TRANSCRIPTS_TOPIC", TOPICS.transcripts, min_length=1)
+    assist_topic: str = shared("ASSIST_TOPIC", TOPICS.assist, min_length=1)
+    deadletter_topic: str = shared("DEADLETTER_TOPIC", TOPICS.deadletter, min_length=1)
+    # host:port of this process's /metrics ("off": none; port 0: any free port). Loopback unless set.
+    metrics_address: str = "127.0.0.1:0"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _no_scheme(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError("give host:port[,host:port], without a scheme")
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value != "off":
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError("give host:port (port 0 = any free port) or off")
+        return value
+
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        if self.metrics_address == "off":
+            return None
+        host, _, port = self.metrics_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class SettingsError(Exception):
+    """A bad setting, as one line naming the variable or field and what is wrong."""
+
+
+def load_settings(cls: type[S], **values: Any) -> S:
+    """Build `cls` from the environment (and `values`); a validation error becomes SettingsError."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "; ".join(_describe(err, prefix) for err in exc.errors())
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _describe(err: Any, prefix: str) -> str:
+    field = ".".join(str(p) for p in err["loc"])
+    name = f"{prefix}{field}".upper() if field and prefix else (field or "settings")
+    return f"{name}: {err['msg']}"

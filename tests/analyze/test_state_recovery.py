@@ -1,0 +1,161 @@
+"""Per-call state in the faust table survives a worker restart, on the real Tansu broker.
+
+The first worker sees the first half of a call, stops (SIGTERM, or SIGKILL after it committed),
+and a second worker with the same group finishes the call from the state it recovers from the
+changelog and ignores the call's records delivered again after its end. With
+ANALYZE_ONE_RECORD_PER_BATCH (the default) every changelog batch holds one record, so Tansu's
+wrong ListOffsets LATEST answer (the last batch's base offset + 1) is right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analyze.events import AgentHint, AssistEvent, ComplianceState, ConversationMetrics, parse_assist_event
+from deploy.runtime import embedded_kafka
+from pipeline.kafka import create_topics
+from pipeline.topics import TOPICS
+from tests.analyze.test_worker import DEADLINE_S, _collect_until, _committed, _produce, _turn
+from transcribe.events import TranscriptCallEnded, TranscriptCallStarted, TranscriptEvent, segment_id
+
+PARTITIONS = 2
+
+CALL = "call-restart"
+NEXT_CALL = "call-after"
+AGENT_FIRST = "thank you for calling this call may be recorded how can I help"
+CUSTOMER_FIRST = "I want to cancel my account"
+AGENT_LATER = "I am sorry to hear that"
+CUSTOMER_LATER = "it has been a long week"
+
+
+@pytest.fixture
+def bootstrap() -> Iterator[str]:
+    with embedded_kafka() as address:
+        yield address
+
+
+def _next_call() -> list[TranscriptEvent]:
+    return [
+        TranscriptCallStarted(call_id=NEXT_CALL, started_at=2_000.0),
+        *_turn(NEXT_CALL, "agent", 0, AGENT_LATER.split()),
+        TranscriptCallEnded(call_id=NEXT_CALL, ended_at=2_010.0),
+    ]
+
+
+def _halves() -> tuple[list[TranscriptEvent], list[TranscriptEvent]]:
+    first: list[TranscriptEvent] = [
+        TranscriptCallStarted(call_id=CALL, started_at=1_000.0),
+        *_turn(CALL, "agent", 0, AGENT_FIRST.split()),
+        *_turn(CALL, "customer", 6_000, CUSTOMER_FIRST.split()),
+    ]
+    rest: list[TranscriptEvent] = [
+        *_turn(CALL, "agent", 10_000, AGENT_LATER.split()),
+        *_turn(CALL, "customer", 14_000, CUSTOMER_LATER.split()),
+        TranscriptCallEnded(call_id=CALL, ended_at=1_030.0),
+    ]
+    return first, rest
+
+
+async def _start_worker(bootstrap: str, log_path: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "KAFKA_PARTITIONS": str(PARTITIONS),
+        "ANALYZE_APP_ID": "callscope-analyze-restart",
+        "ANALYZE_STATE_STORE": "table",
+        "ANALYZE_EMBEDDINGS": "false",  # phrases are enough here; starts in a second
+        "ANALYZE_SESSION_TIMEOUT_S": "6",
+        "ANALYZE_COMMIT_INTERVAL_S": "0.5",
+    }
+    log_file = log_path.open("ab")
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "analyze.worker", env=env, stdout=log_file, stderr=log_file
+        )
+    finally:
+        log_file.close()  # the child holds its own descriptor
+
+
+async def _wait_committed(bootstrap: str, partition: int, offset: int) -> None:
+    """Committed means the worker flushed its producer first: assist events and changelog records."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while (await _committed(bootstrap, "callscope-analyze-restart")).get(partition) != offset:
+        if loop.time() > deadline:
+            raise AssertionError(f"offset {offset} of partition {partition} not committed in {DEADLINE_S} s")
+        await asyncio.sleep(0.2)  # polling a condition with a deadline, not a fixed wait
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_a_call_goes_on_where_it_was_after_the_worker_restarts(
+    bootstrap: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    await create_topics(bootstrap, PARTITIONS)
+    first, rest = _halves()
+    log_path = tmp_path / "workers.log"
+    cancel_turn = segment_id(CALL, "customer", 6_000)
+
+    worker = await _start_worker(bootstrap, log_path)
+    try:
+        ends = await _produce(bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in first])
+        await _collect_until(
+            bootstrap,
+            TOPICS.assist,
+            parse_assist_event,
+            lambda seen: any(isinstance(e, AgentHint) and e.segment_id == cancel_turn for e in seen),
+        )
+        await _wait_committed(bootstrap, 0, ends[0])
+        worker.send_signal(sig)
+        await asyncio.wait_for(worker.wait(), timeout=30)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+    worker = await _start_worker(bootstrap, log_path)
+    try:
+        await _produce(bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
+        # The second half again, as a producer retry would deliver it, then another call on the
+        # same partition: once that one is closed, the repeat has been read (and must be ignored).
+        await _produce(bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
+        await _produce(bootstrap, [(0, NEXT_CALL.encode(), e.to_bytes()) for e in _next_call()])
+        events: list[AssistEvent] = await _collect_until(
+            bootstrap,
+            TOPICS.assist,
+            parse_assist_event,
+            lambda seen: any(
+                isinstance(e, ConversationMetrics) and e.call_ended and e.call_id == NEXT_CALL for e in seen
+            ),
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(worker.wait(), timeout=30)
+        finally:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+    log_text = log_path.read_text(errors="replace")
+    events = [e for e in events if e.call_id == CALL]
+
+    hints = [(e.rule_id, e.segment_id) for e in events if isinstance(e, AgentHint)]
+    assert hints == [("retention-cancel", cancel_turn)], log_text[-3000:]  # the first worker's, once
+    # Delivery is at least once (faust rewinds to the committed offset when the second worker's
+    # recovery ends, and the second half is sent twice): records after the end are ignored.
+    (closing,) = [e for e in events if isinstance(e, ComplianceState) and e.call_ended]
+    assert {s.item_id: s.status for s in closing.steps}["recording-disclosure"] == "met"
+    assert not [
+        e for e in events if getattr(e, "rule_id", "") == "recording-disclosure" and e.type != "compliance"
+    ]
+    (metrics,) = [e for e in events if isinstance(e, ConversationMetrics) and e.call_ended]
+    # Words and talk of both halves: the second worker's closing figures cover the whole call.
+    assert metrics.agent.words == len(AGENT_FIRST.split()) + len(AGENT_LATER.split())
+    assert metrics.customer.words == len(CUSTOMER_FIRST.split()) + len(CUSTOMER_LATER.split())
+    assert metrics.elapsed_ms == 30_000
