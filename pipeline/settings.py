@@ -36,8 +36,12 @@ class StageSettings(BaseSettings):
     transcripts_topic: str = shared("TRANSCRIPTS_TOPIC", TOPICS.transcripts, min_length=1)
     assist_topic: str = shared("ASSIST_TOPIC", TOPICS.assist, min_length=1)
     deadletter_topic: str = shared("DEADLETTER_TOPIC", TOPICS.deadletter, min_length=1)
-    # host:port of this process's /metrics ("off": none; port 0: any free port). Loopback unless set.
+    # host:port of this process's /metrics ("off": none; port 0: any free port). Loopback unless
+    # set; each stage's subclass gives its own default port (ingest 9401 ... store 9404).
     metrics_address: str = "127.0.0.1:0"
+    # After SIGTERM the stage finishes what is in flight, flushes and commits within this long;
+    # then it is cancelled (what it had not committed is read again by the next owner).
+    drain_deadline_s: float = Field(5.0, ge=0, le=600)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -78,5 +82,8 @@ def load_settings(cls: type[S], **values: Any) -> S:
 
 def _describe(err: Any, prefix: str) -> str:
     field = ".".join(str(p) for p in err["loc"])
-    name = f"{prefix}{field}".upper() if field and prefix else (field or "settings")
+    if field.upper().startswith("CALLSCOPE_") or not prefix:
+        name = field.upper() or "settings"  # a shared setting, named by its own variable
+    else:
+        name = f"{prefix}{field}".upper()
     return f"{name}: {err['msg']}"
