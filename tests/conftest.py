@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from deploy.runtime import embedded_postgres
+from deploy.runtime import embedded_kafka, embedded_postgres
 from store.migrate import migrate
 from tests.conformance.peers import SKIP_REASON, Peer, serve_peer, vllm_peer, vllm_peer_available
 
@@ -27,6 +27,20 @@ async def serve_server() -> AsyncIterator[Peer]:
     """`callscope transcribe serve` (Whisper tiny.en) in this process, started once per run."""
     async with serve_peer() as peer:
         yield peer
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    """A Kafka-protocol broker (Tansu) per test module, with no topics: a module creates its own."""
+    with embedded_kafka() as address:
+        yield address
+
+
+@pytest.fixture
+def fresh_bootstrap() -> Iterator[str]:
+    """A broker of this test alone, for tests that start and restart workers on a clean broker."""
+    with embedded_kafka() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from analyze.replay import ReplayError, run_replay
 from deploy.cli import main as cli_main
 from store.batch import merge
-from store.migrate import migrate
 from store.models import AssistEvent, RuleSetVersion
 from store.repository import Repository
 from store.sink import row_of
@@ -30,10 +28,8 @@ def _rules(tmp_path: Path, version: str, extra: str = "") -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate(database_url)
-    engine = create_async_engine(database_url)
+@pytest.fixture(scope="module", autouse=True)
+async def _stored_call(engine: AsyncEngine) -> None:
     # A call stored live: a customer who wants to cancel, with a card number said aloud.
     events = [
         ev.started("rp1"),
@@ -42,8 +38,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         ev.ended("rp1"),
     ]
     await Repository(engine).write(merge([r for r in map(row_of, events) if r is not None]))
-    yield engine
-    await engine.dispose()
 
 
 async def _assist(engine: AsyncEngine, call_id: str) -> list[Any]:

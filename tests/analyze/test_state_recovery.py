@@ -13,13 +13,11 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from analyze.events import AgentHint, AssistEvent, ComplianceState, ConversationMetrics, parse_assist_event
-from deploy.runtime import embedded_kafka
 from pipeline.kafka import create_topics
 from pipeline.topics import TOPICS
 from tests.analyze.test_worker import DEADLINE_S, _collect_until, _committed, _produce, _turn
@@ -33,12 +31,6 @@ AGENT_FIRST = "thank you for calling this call may be recorded how can I help"
 CUSTOMER_FIRST = "I want to cancel my account"
 AGENT_LATER = "I am sorry to hear that"
 CUSTOMER_LATER = "it has been a long week"
-
-
-@pytest.fixture
-def bootstrap() -> Iterator[str]:
-    with embedded_kafka() as address:
-        yield address
 
 
 def _next_call() -> list[TranscriptEvent]:
@@ -63,10 +55,10 @@ def _halves() -> tuple[list[TranscriptEvent], list[TranscriptEvent]]:
     return first, rest
 
 
-async def _start_worker(bootstrap: str, log_path: Path) -> asyncio.subprocess.Process:
+async def _start_worker(fresh_bootstrap: str, log_path: Path) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP": bootstrap,
+        "KAFKA_BOOTSTRAP": fresh_bootstrap,
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "ANALYZE_APP_ID": "callscope-analyze-restart",
         "ANALYZE_STATE_STORE": "table",
@@ -83,11 +75,11 @@ async def _start_worker(bootstrap: str, log_path: Path) -> asyncio.subprocess.Pr
         log_file.close()  # the child holds its own descriptor
 
 
-async def _wait_committed(bootstrap: str, partition: int, offset: int) -> None:
+async def _wait_committed(fresh_bootstrap: str, partition: int, offset: int) -> None:
     """Committed means the worker flushed its producer first: assist events and changelog records."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE_S
-    while (await _committed(bootstrap, "callscope-analyze-restart")).get(partition) != offset:
+    while (await _committed(fresh_bootstrap, "callscope-analyze-restart")).get(partition) != offset:
         if loop.time() > deadline:
             raise AssertionError(f"offset {offset} of partition {partition} not committed in {DEADLINE_S} s")
         await asyncio.sleep(0.2)  # polling a condition with a deadline, not a fixed wait
@@ -95,23 +87,23 @@ async def _wait_committed(bootstrap: str, partition: int, offset: int) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_a_call_goes_on_where_it_was_after_the_worker_restarts(
-    bootstrap: str, tmp_path: Path, sig: signal.Signals
+    fresh_bootstrap: str, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    await create_topics(bootstrap, PARTITIONS)
+    await create_topics(fresh_bootstrap, PARTITIONS)
     first, rest = _halves()
     log_path = tmp_path / "workers.log"
     cancel_turn = segment_id(CALL, "customer", 6_000)
 
-    worker = await _start_worker(bootstrap, log_path)
+    worker = await _start_worker(fresh_bootstrap, log_path)
     try:
-        ends = await _produce(bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in first])
+        ends = await _produce(fresh_bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in first])
         await _collect_until(
-            bootstrap,
+            fresh_bootstrap,
             TOPICS.assist,
             parse_assist_event,
             lambda seen: any(isinstance(e, AgentHint) and e.segment_id == cancel_turn for e in seen),
         )
-        await _wait_committed(bootstrap, 0, ends[0])
+        await _wait_committed(fresh_bootstrap, 0, ends[0])
         worker.send_signal(sig)
         await asyncio.wait_for(worker.wait(), timeout=30)
     finally:
@@ -119,15 +111,15 @@ async def test_a_call_goes_on_where_it_was_after_the_worker_restarts(
             worker.kill()
             await worker.wait()
 
-    worker = await _start_worker(bootstrap, log_path)
+    worker = await _start_worker(fresh_bootstrap, log_path)
     try:
-        await _produce(bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
+        await _produce(fresh_bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
         # The second half again, as a producer retry would deliver it, then another call on the
         # same partition: once that one is closed, the repeat has been read (and must be ignored).
-        await _produce(bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
-        await _produce(bootstrap, [(0, NEXT_CALL.encode(), e.to_bytes()) for e in _next_call()])
+        await _produce(fresh_bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
+        await _produce(fresh_bootstrap, [(0, NEXT_CALL.encode(), e.to_bytes()) for e in _next_call()])
         events: list[AssistEvent] = await _collect_until(
-            bootstrap,
+            fresh_bootstrap,
             TOPICS.assist,
             parse_assist_event,
             lambda seen: any(

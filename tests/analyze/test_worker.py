@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from analyze.events import (
     parse_assist_event,
 )
 from analyze.worker import SourceTopicError, run
-from deploy.runtime import embedded_kafka, free_port
+from deploy.runtime import free_port
 from ingest.events import Leg
 from pipeline.deadletter import DeadLetter
 from pipeline.kafka import create_topics, make_producer
@@ -45,12 +45,6 @@ PARTITIONS = 2
 BAD_RECORD = b'{"type": "segment.final", "call_id": 7'
 # faust's first consumer-group assignment on Tansu takes several seconds; allow for a slow box.
 DEADLINE_S = 90.0
-
-
-@pytest.fixture
-def bootstrap() -> Iterator[str]:
-    with embedded_kafka() as address:
-        yield address
 
 
 def _times() -> StageTimes:
@@ -98,9 +92,9 @@ def _call(call_id: str, customer_says: str) -> list[TranscriptEvent]:
 
 
 async def _collect_until(
-    bootstrap: str, topic: str, parse: Callable[[bytes], object], done: Callable[[list], bool]
+    fresh_bootstrap: str, topic: str, parse: Callable[[bytes], object], done: Callable[[list], bool]
 ) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=fresh_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     seen: list = []
     try:
@@ -132,9 +126,9 @@ async def _running_worker(config: AnalyzeConfig) -> AsyncIterator[None]:
         await asyncio.wait_for(task, timeout=30)
 
 
-async def _produce(bootstrap: str, records: list[tuple[int, bytes, bytes | None]]) -> dict[int, int]:
+async def _produce(fresh_bootstrap: str, records: list[tuple[int, bytes, bytes | None]]) -> dict[int, int]:
     """Send (partition, key, value) records to the transcript topic; return the next offset per partition."""
-    producer = make_producer(bootstrap, client_id="test-transcriber")
+    producer = make_producer(fresh_bootstrap, client_id="test-transcriber")
     await producer.start()
     try:
         sent = [await producer.send(TOPICS.transcripts, v, key=k, partition=p) for p, k, v in records]
@@ -148,8 +142,10 @@ async def _produce(bootstrap: str, records: list[tuple[int, bytes, bytes | None]
         await producer.stop()
 
 
-async def _committed(bootstrap: str, group_id: str) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+async def _committed(fresh_bootstrap: str, group_id: str) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=fresh_bootstrap, group_id=group_id, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         return {p: await consumer.committed(TopicPartition(TOPICS.transcripts, p)) for p in range(PARTITIONS)}
@@ -157,8 +153,10 @@ async def _committed(bootstrap: str, group_id: str) -> dict[int, int | None]:
         await consumer.stop()
 
 
-async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record(bootstrap: str) -> None:
-    await create_topics(bootstrap, PARTITIONS)
+async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record(
+    fresh_bootstrap: str,
+) -> None:
+    await create_topics(fresh_bootstrap, PARTITIONS)
     # One call per partition, as the key would place them with more calls.
     records: list[tuple[int, bytes, bytes | None]] = [
         (0, b"call-cancel", e.to_bytes()) for e in _call("call-cancel", "I want to cancel my account")
@@ -167,11 +165,11 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
     records.append((1, b"call-manager", BAD_RECORD))
     records.append((1, b"call-manager", None))
     records += [(1, b"call-manager", e.to_bytes()) for e in _call("call-manager", "can I speak to a manager")]
-    end_offsets = await _produce(bootstrap, records)
+    end_offsets = await _produce(fresh_bootstrap, records)
 
     metrics_port = free_port()
     config = AnalyzeConfig(
-        kafka_bootstrap=bootstrap,
+        kafka_bootstrap=fresh_bootstrap,
         partitions=PARTITIONS,
         app_id="callscope-analyze-test",
         session_timeout_s=6,
@@ -193,10 +191,10 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
 
     async with _running_worker(config):
         assist: list[AssistEvent] = await _collect_until(
-            bootstrap, TOPICS.assist, parse_assist_event, complete
+            fresh_bootstrap, TOPICS.assist, parse_assist_event, complete
         )
         letters = await _collect_until(
-            bootstrap, TOPICS.deadletter, DeadLetter.model_validate_json, lambda seen: len(seen) >= 2
+            fresh_bootstrap, TOPICS.deadletter, DeadLetter.model_validate_json, lambda seen: len(seen) >= 2
         )
         scraped = await asyncio.to_thread(_scrape, metrics_port)
 
@@ -234,18 +232,20 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
 
     # Stopping commits what was processed, so a restarted worker does not redo the calls.
     assert end_offsets.keys() == {0, 1}
-    assert await _committed(bootstrap, config.app_id) == end_offsets
+    assert await _committed(fresh_bootstrap, config.app_id) == end_offsets
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 async def test_worker_process_stops_cleanly_on_signal(
-    bootstrap: str, tmp_path: Path, sig: signal.Signals
+    fresh_bootstrap: str, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    await create_topics(bootstrap, PARTITIONS)
-    await _produce(bootstrap, [(0, b"call-sig", e.to_bytes()) for e in _call("call-sig", "hello there")])
+    await create_topics(fresh_bootstrap, PARTITIONS)
+    await _produce(
+        fresh_bootstrap, [(0, b"call-sig", e.to_bytes()) for e in _call("call-sig", "hello there")]
+    )
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP": bootstrap,
+        "KAFKA_BOOTSTRAP": fresh_bootstrap,
         "KAFKA_PARTITIONS": str(PARTITIONS),
         "ANALYZE_SESSION_TIMEOUT_S": "6",
         "ANALYZE_APP_ID": f"callscope-analyze-{sig.name.lower()}",
@@ -257,7 +257,9 @@ async def test_worker_process_stops_cleanly_on_signal(
         )
         try:
             # Processing has begun once the call's first sentiment is on the assist topic.
-            await _collect_until(bootstrap, TOPICS.assist, parse_assist_event, lambda seen: len(seen) >= 1)
+            await _collect_until(
+                fresh_bootstrap, TOPICS.assist, parse_assist_event, lambda seen: len(seen) >= 1
+            )
             proc.send_signal(sig)
             returncode = await asyncio.wait_for(proc.wait(), timeout=30)
         finally:
@@ -270,14 +272,14 @@ async def test_worker_process_stops_cleanly_on_signal(
     assert "Traceback" not in log_text
 
 
-async def test_worker_refuses_to_start_without_the_transcript_topic(bootstrap: str) -> None:
-    config = AnalyzeConfig(kafka_bootstrap=bootstrap, partitions=PARTITIONS)
+async def test_worker_refuses_to_start_without_the_transcript_topic(fresh_bootstrap: str) -> None:
+    config = AnalyzeConfig(kafka_bootstrap=fresh_bootstrap, partitions=PARTITIONS)
     with pytest.raises(SourceTopicError, match="does not exist"):
         await run(config, stop=asyncio.Event())
 
 
-async def test_worker_refuses_a_transcript_topic_with_another_partition_count(bootstrap: str) -> None:
-    await create_topics(bootstrap, PARTITIONS)
-    config = AnalyzeConfig(kafka_bootstrap=bootstrap, partitions=PARTITIONS + 1)
+async def test_worker_refuses_a_transcript_topic_with_another_partition_count(fresh_bootstrap: str) -> None:
+    await create_topics(fresh_bootstrap, PARTITIONS)
+    config = AnalyzeConfig(kafka_bootstrap=fresh_bootstrap, partitions=PARTITIONS + 1)
     with pytest.raises(SourceTopicError, match="has 2 partitions but the worker is configured for 3"):
         await run(config, stop=asyncio.Event())

@@ -36,11 +36,10 @@ DEADLINE_S = 20.0
 MULAW_20MS = b"\x7e\xfe" * 80
 
 
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    with embedded_kafka() as address:
-        asyncio.run(create_topics(address, partitions=2))
-        yield address
+@pytest.fixture(scope="module", autouse=True)
+def _topics(bootstrap: str) -> None:
+    """The pipeline's topics at two partitions on the module's broker."""
+    asyncio.run(create_topics(bootstrap, partitions=2))
 
 
 def gateway_config(bootstrap: str, **overrides) -> GatewayConfig:

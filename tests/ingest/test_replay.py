@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from deploy.runtime import embedded_kafka
 from ingest.events import AudioFrame, CallEnded, CallStarted, Codec, parse_audio_record
 from ingest.replay import ReplayCall, replay_call
 from ingest.wavsource import OutputFormat, write_stereo_wav
@@ -22,10 +20,6 @@ PARTITIONS = 4
 _suffix = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    with embedded_kafka() as address:
-        yield address
 
 
 @pytest.fixture

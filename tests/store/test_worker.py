@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from deploy.runtime import embedded_kafka
 from pipeline.kafka import create_topics, make_producer
 from pipeline.topics import Topics
 from store.config import StoreConfig
@@ -33,10 +32,6 @@ from tests import store_events as ev
 _suffix = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    with embedded_kafka() as address:
-        yield address
 
 
 @pytest.fixture

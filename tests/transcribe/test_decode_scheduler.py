@@ -10,7 +10,7 @@ import pytest
 
 from tests.speech import asterisk_available, asterisk_prompts, librivox_utterances
 from transcribe.decode_scheduler import DecodeScheduler
-from transcribe.whisper_engine import Transcription, WhisperConfig, WhisperEngine
+from transcribe.whisper_engine import Transcription, WhisperConfig
 
 
 class GatedEngine:
@@ -88,11 +88,6 @@ async def test_an_engine_error_reaches_every_request_of_the_batch():
 # -- the real model ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engine() -> WhisperEngine:
-    return WhisperEngine()
-
-
 def _clips() -> list[np.ndarray]:
     clips = [u.samples.astype(np.float32) / 32768 for u in librivox_utterances()[:3]]
     if asterisk_available():  # phone prompts at 8 kHz, repeated up to 16 kHz: enough for Whisper
@@ -100,10 +95,10 @@ def _clips() -> list[np.ndarray]:
     return clips
 
 
-def test_a_batched_decode_gives_the_same_text_and_confidence_as_single_decodes(engine):
+def test_a_batched_decode_gives_the_same_text_and_confidence_as_single_decodes(whisper_engine):
     clips = _clips()
-    single = [engine.decode(c) for c in clips]
-    batched = engine.decode_batch([*clips, np.zeros(0, dtype=np.float32)])
+    single = [whisper_engine.decode(c) for c in clips]
+    batched = whisper_engine.decode_batch([*clips, np.zeros(0, dtype=np.float32)])
     assert [t.text for t in batched[:-1]] == [t.text for t in single]
     assert all(t.text for t in single)
     assert [round(t.confidence or 0, 3) for t in batched[:-1]] == [
@@ -112,10 +107,10 @@ def test_a_batched_decode_gives_the_same_text_and_confidence_as_single_decodes(e
     assert batched[-1] == Transcription("", None)
 
 
-async def test_concurrent_sessions_through_the_scheduler_get_their_own_text(engine):
+async def test_concurrent_sessions_through_the_scheduler_get_their_own_text(whisper_engine):
     clips = _clips()
-    expected = [engine.decode(c).text for c in clips]
-    scheduler = DecodeScheduler(engine, max_batch=4)
+    expected = [whisper_engine.decode(c).text for c in clips]
+    scheduler = DecodeScheduler(whisper_engine, max_batch=4)
     try:
         futures = [scheduler.submit(i, "final", c) for i, c in enumerate(clips)]
         assert [(await f).text for f in futures] == expected  # type: ignore[union-attr]

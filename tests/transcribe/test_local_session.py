@@ -14,14 +14,8 @@ from tests.speech import asterisk_available, asterisk_prompts, librivox_utteranc
 from transcribe.codec import LegDecoder, encode_mulaw
 from transcribe.local_session import LocalSession
 from transcribe.session import FinalText, PartialText
-from transcribe.whisper_engine import WhisperEngine
 
 PAUSE_S = 1.2
-
-
-@pytest.fixture(scope="module")
-def engine() -> WhisperEngine:
-    return WhisperEngine()
 
 
 def _with_pauses(utterances, rate_hz: int) -> tuple[np.ndarray, list[int]]:
@@ -35,9 +29,9 @@ def _with_pauses(utterances, rate_hz: int) -> tuple[np.ndarray, list[int]]:
     return np.concatenate(parts), starts_ms
 
 
-async def _transcribe(engine, pcm16_16k: bytes, *, paced: bool = False) -> list:
+async def _transcribe(whisper_engine, pcm16_16k: bytes, *, paced: bool = False) -> list:
     events = []
-    async with LocalSession(engine) as session:
+    async with LocalSession(whisper_engine) as session:
 
         async def collect():
             async for event in session.events():
@@ -63,11 +57,11 @@ def _check_finals(events, utterances, starts_ms) -> float:
     return jiwer.wer(reference, " ".join(normalise_text(f.text) for f in finals))
 
 
-async def test_librivox_speech_is_transcribed_with_low_wer_and_right_positions(engine):
+async def test_librivox_speech_is_transcribed_with_low_wer_and_right_positions(whisper_engine):
     utterances = librivox_utterances()
     samples, starts_ms = _with_pauses(utterances, 16_000)
     started = time.perf_counter()
-    events = await _transcribe(engine, samples.astype("<i2").tobytes())
+    events = await _transcribe(whisper_engine, samples.astype("<i2").tobytes())
     elapsed = time.perf_counter() - started
     wer = _check_finals(events, utterances, starts_ms)
     print(f"librivox WER {wer:.3f}, {len(samples) / 16_000:.1f} s of audio in {elapsed:.2f} s")
@@ -75,7 +69,7 @@ async def test_librivox_speech_is_transcribed_with_low_wer_and_right_positions(e
 
 
 @pytest.mark.skipif(not asterisk_available(), reason="Asterisk prompts not installed")
-async def test_phone_prompts_through_mulaw_8k_are_transcribed_with_low_wer(engine):
+async def test_phone_prompts_through_mulaw_8k_are_transcribed_with_low_wer(whisper_engine):
     utterances = asterisk_prompts()[:8]
     samples, starts_ms = _with_pauses(utterances, 8_000)
     payload = encode_mulaw(samples)
@@ -83,16 +77,16 @@ async def test_phone_prompts_through_mulaw_8k_are_transcribed_with_low_wer(engin
     pcm = b"".join(
         decoder.decode(payload[i : i + 160]).astype("<i2").tobytes() for i in range(0, len(payload), 160)
     )
-    events = await _transcribe(engine, pcm)
+    events = await _transcribe(whisper_engine, pcm)
     wer = _check_finals(events, utterances, starts_ms)
     print(f"asterisk mu-law WER {wer:.3f}")
     assert wer <= 0.15
 
 
-async def test_partials_come_at_least_once_per_second_of_a_long_turn(engine):
+async def test_partials_come_at_least_once_per_second_of_a_long_turn(whisper_engine):
     utt = max(librivox_utterances(), key=lambda u: u.duration_s)
     samples, _ = _with_pauses([utt], 16_000)
-    events = await _transcribe(engine, samples.astype("<i2").tobytes(), paced=True)
+    events = await _transcribe(whisper_engine, samples.astype("<i2").tobytes(), paced=True)
     final = next(e for e in events if isinstance(e, FinalText))
     partials = [e for e in events if isinstance(e, PartialText) and e.start_ms == final.start_ms]
     assert events.index(final) > max(events.index(p) for p in partials)
@@ -101,10 +95,10 @@ async def test_partials_come_at_least_once_per_second_of_a_long_turn(engine):
     assert [p.revision for p in partials] == list(range(len(partials)))
 
 
-async def test_full_speed_input_skips_stale_partials_but_keeps_every_final(engine):
+async def test_full_speed_input_skips_stale_partials_but_keeps_every_final(whisper_engine):
     utterances = librivox_utterances()
     samples, _ = _with_pauses(utterances, 16_000)
-    events = await _transcribe(engine, samples.astype("<i2").tobytes())
+    events = await _transcribe(whisper_engine, samples.astype("<i2").tobytes())
     finals = [e for e in events if isinstance(e, FinalText)]
     partials = [e for e in events if isinstance(e, PartialText)]
     assert len(finals) == len(utterances)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from deploy.runtime import embedded_kafka
 from ingest.events import AudioFrame, Codec, encode_audio_record
 from pipeline.deadletter import DeadLetter
 from pipeline.kafka import create_topics, make_producer
@@ -27,11 +26,10 @@ pytestmark = pytest.mark.e2e
 DEADLINE_S = 90
 
 
-@pytest.fixture(scope="module")
-def bootstrap():
-    with embedded_kafka() as address:
-        asyncio.run(create_topics(address, partitions=2))
-        yield address
+@pytest.fixture(scope="module", autouse=True)
+def _topics(bootstrap: str) -> None:
+    """The pipeline's topics at two partitions on the module's broker."""
+    asyncio.run(create_topics(bootstrap, partitions=2))
 
 
 def _speech_call(call_id: str) -> tuple[list, str, list[int]]:
