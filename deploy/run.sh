@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two commands of the README, on a fresh Debian machine with Python 3.11 (and in CI):
 #   bash deploy/run.sh demo [callscope demo options]   one scripted call through the whole pipeline
-#   bash deploy/run.sh test [pytest options]           ruff and the test suite
+#   bash deploy/run.sh test [pytest options]           ruff, the import contracts and the test suite
 # Installs what is missing (Debian packages as root or through sudo, a .venv, the package), then runs.
 set -euo pipefail
 
@@ -91,6 +91,7 @@ case $command in
             bash tests/conformance/install_vllm_peer.sh
         fi
         "$VENV/bin/ruff" check .
+        "$VENV/bin/lint-imports" --no-cache  # floors follow the data, no import cycles
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)
