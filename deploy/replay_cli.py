@@ -57,10 +57,10 @@ async def _replay(url: str, args: argparse.Namespace) -> Any:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from analyze.assist import AssistPolicy
-    from analyze.replay import run_replay
     from analyze.rules import RuleMatcher, RuleSet
     from analyze.sentiment import VaderScorer
     from store.migrate import migrate
+    from store.replay import run_replay
 
     embedder = None
     if not args.no_embeddings:

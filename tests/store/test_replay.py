@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from analyze.replay import ReplayError, run_replay
 from deploy.cli import main as cli_main
 from store.batch import merge
 from store.models import AssistEvent, RuleSetVersion
+from store.replay import ReplayError, run_replay
 from store.repository import Repository
 from store.sink import row_of
 from tests import store_events as ev
