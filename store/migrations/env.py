@@ -1,4 +1,4 @@
-"""Alembic environment: runs on a connection handed over by `store.migrate`, or on DATABASE_URL."""
+"""Alembic environment: runs on a connection handed over by `store.migrate`, or on CALLSCOPE_DATABASE_URL."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def _run_with_url(url: str) -> None:
 
 def run_offline() -> None:
     context.configure(
-        url=os.environ.get("DATABASE_URL", "postgresql+asyncpg://"),
+        url=os.environ.get("CALLSCOPE_DATABASE_URL", "postgresql+asyncpg://"),
         target_metadata=target_metadata,
         literal_binds=True,
     )
@@ -45,9 +45,9 @@ def run_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    url = os.environ.get("DATABASE_URL")
+    url = os.environ.get("CALLSCOPE_DATABASE_URL")
     if not url:
-        raise SystemExit("set DATABASE_URL (postgresql+asyncpg://...) to run store migrations")
+        raise SystemExit("set CALLSCOPE_DATABASE_URL (postgresql+asyncpg://...) to run store migrations")
     asyncio.run(_run_with_url(url))
 
 
