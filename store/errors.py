@@ -1,8 +1,6 @@
-"""Which database errors a retry can fix, and how long to wait between retries."""
+"""Which database errors a retry can fix (pipeline.retry.RetryPolicy says how long to wait)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -40,15 +38,3 @@ def error_code(error: BaseException) -> str:
             return f"sqlstate_{sqlstate}"
         return type(error.orig).__name__
     return type(error).__name__
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff without an attempt limit: the store never drops a batch."""
-
-    base_delay_s: float = 0.2
-    max_delay_s: float = 10.0
-
-    def delay_s(self, attempt: int) -> float:
-        """Delay before retry number `attempt` (1-based)."""
-        return min(self.max_delay_s, self.base_delay_s * 2 ** min(attempt - 1, 30))

@@ -16,17 +16,19 @@ from enum import Enum
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from analyze.events import parse_assist_event
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetter, DeadLetterSink, dead_letter_for
 from pipeline.kafka import make_producer
+from pipeline.retry import RetryPolicy
+from pipeline.stage import flush_then_commit, metrics_server
 from store import metrics
 from store.batch import Batch, merge
 from store.config import StoreConfig
-from store.errors import DATABASE_ERRORS, RetryPolicy, error_code, is_permanent
+from store.errors import DATABASE_ERRORS, error_code, is_permanent
 from store.migrate import migrate
 from store.repository import Repository
 from store.rows import Row
@@ -43,7 +45,7 @@ Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 class Consumer(Protocol):
     async def getmany(self, *partitions: TopicPartition, timeout_ms: int, max_records: int | None) -> Any: ...
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None: ...
 
 
 class BatchWriter(Protocol):
@@ -173,12 +175,10 @@ class SinkWorker:
 
     async def _commit(self, records: Records) -> None:
         offsets = {tp: messages[-1].offset + 1 for tp, messages in records.items() if messages}
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:
-            # The rows are durable; whoever owns these partitions next re-reads and rewrites them.
+        # Rows and dead letters (sent and awaited one by one) are durable already: nothing to flush.
+        if not await flush_then_commit(None, self._consumer, offsets):
+            # Whoever owns these partitions next re-reads and rewrites the rows (idempotent upserts).
             metrics.COMMIT_FAILURES.inc()
-            log.warning("offset commit failed", extra={"error": type(exc).__name__})
 
 
 async def _stopped_within(stop: asyncio.Event, delay_s: float) -> bool:
@@ -204,10 +204,14 @@ async def _migrate_when_reachable(config: StoreConfig, retry: RetryPolicy, stop:
                 return False
 
 
-async def run(config: StoreConfig, *, stop: asyncio.Event | None = None) -> None:
-    """Run the store worker until `stop` is set or the task is cancelled."""
-    stop = stop or asyncio.Event()
-    retry = RetryPolicy(config.retry_base_delay_s, config.retry_max_delay_s)
+async def run(config: StoreConfig, *, stop: asyncio.Event) -> None:
+    """Run the store worker until `stop` is set or the task is cancelled, serving its /metrics."""
+    with metrics_server(config.metrics_host_port(), stage=STAGE):
+        await _serve(config, stop)
+
+
+async def _serve(config: StoreConfig, stop: asyncio.Event) -> None:
+    retry = RetryPolicy(base_delay_s=config.retry_base_delay_s, max_delay_s=config.retry_max_delay_s)
     if config.migrate_on_start and not await _migrate_when_reachable(config, retry, stop):
         return
     consumer = AIOKafkaConsumer(

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from pipeline.contract import InvalidEvent
+from pipeline.retry import RetryPolicy
 from store.batch import merge
-from store.errors import RetryPolicy, is_permanent
+from store.errors import is_permanent
 from store.rows import AssistRow, CallEndRow, CallStartRow, SegmentRow, SentimentRow
 from store.sink import row_of
 from tests import store_events as ev

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from deploy.runtime import free_port
 from pipeline.kafka import create_topics, make_producer
 from pipeline.topics import Topics
 from store.config import StoreConfig
@@ -30,8 +32,6 @@ from store.worker import run
 from tests import store_events as ev
 
 _suffix = itertools.count()
-
-
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ async def config(bootstrap: str, database_url: str) -> StoreConfig:
         retry_base_delay_s=0.05,
         retry_max_delay_s=0.5,
         session_timeout_ms=6000,  # a cancelled member is dropped sooner (Tansu: no leave at generation 0)
+        metrics_address="127.0.0.1:0",  # any free port: workers of several tests never collide
     )
 
 
@@ -210,6 +211,37 @@ async def test_malformed_record_goes_to_the_deadletter_topic_and_the_rest_is_sto
         ("schema_mismatch", config.assist_topic),
     ]
     assert all(d["stage"] == "store" and d["source_offset"] is not None for d in letters)
+
+
+async def test_a_running_store_serves_its_metrics_on_loopback(
+    config: StoreConfig, engine: AsyncEngine
+) -> None:
+    port = free_port()
+    config = config.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
+    call_ids = ["w-metrics-0"]
+    await produce(config, conversation("w-metrics-0"), raw=[(config.transcripts_topic, b"{not json")])
+
+    async with worker_running(config):
+        await eventually(lambda: _equals(counts(engine, call_ids), expected(call_ids, 3)))
+        await _read_deadletters(config, count=1)
+        scraped = await asyncio.to_thread(_scrape, port)
+
+    for sample in (
+        f'callscope_store_records_total{{outcome="accepted",topic="{config.transcripts_topic}"}}',
+        f'callscope_store_records_total{{outcome="deadlettered",topic="{config.transcripts_topic}"}}',
+        'callscope_store_rows_written_total{kind="segments"}',
+        "callscope_store_batch_write_seconds_count",
+        "callscope_store_write_retries_total",
+        "callscope_store_final_to_row_seconds_count",
+        "callscope_store_commit_failures_total",
+        'callscope_dead_letters_total{reason="invalid_json",stage="store",where="topic"}',
+    ):
+        assert sample in scraped, sample
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
 
 
 class RestartablePostgres:

@@ -7,11 +7,12 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
+from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import exc as sa_exc
 
 from pipeline.deadletter import DeadLetter
+from pipeline.retry import RetryPolicy
 from store.batch import Batch
-from store.errors import RetryPolicy
 from store.worker import SinkWorker
 from tests import store_events as ev
 
@@ -53,10 +54,10 @@ class FakeConsumer:
     async def getmany(self, *partitions: TopicPartition, timeout_ms: int, max_records: int | None) -> Any:
         return {}
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         if self._commit_error is not None:
             raise self._commit_error
-        self.commits.append(offsets)
+        self.commits.append({tp: committed.offset for tp, committed in offsets.items()})
 
 
 class FakeWriter:
