@@ -15,7 +15,7 @@ from transcribe.whisper_engine import WhisperConfig
 
 if TYPE_CHECKING:
     from transcribe.connector import Connect
-    from transcribe.sagemaker_transport import StreamOpener
+    from transcribe.sagemaker_stream import StreamOpener
     from transcribe.vllm_session import VllmSessionConfig
 
 
@@ -122,7 +122,7 @@ class TranscribeConfig(BaseSettings):
 
         match self.engine:
             case "sagemaker":
-                from transcribe.sagemaker_transport import SageMakerEndpoint
+                from transcribe.sagemaker_stream import SageMakerEndpoint
 
                 assert self.sagemaker_endpoint_name and self.sagemaker_region  # checked at validation
                 endpoint = SageMakerEndpoint(

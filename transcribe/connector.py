@@ -12,7 +12,8 @@ from typing import Protocol
 
 from transcribe.realtime_client import Endpoint, RealtimeConnection
 from transcribe.realtime_protocol import ClientEvent, ServerEvent
-from transcribe.sagemaker_transport import SageMakerConnection, SageMakerEndpoint, StreamOpener
+from transcribe.sagemaker_stream import SageMakerEndpoint, StreamOpener
+from transcribe.sagemaker_transport import SageMakerConnection
 
 
 class Connection(Protocol):

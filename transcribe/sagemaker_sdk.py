@@ -1,8 +1,9 @@
 """The DuplexStream seam over `aws-sdk-sagemaker-runtime-http2` 0.12 (Python >= 3.12, `sagemaker-stream`).
 
 Importing this module imports the SDK: sagemaker_transport imports it lazily, so the rest of the
-package works without it. Written against the SDK's 0.12.0 API (reference/sagemaker-bidirectional-
-streaming.md section 3); 0.4.0, which AWS's samples pin, names the client and config differently.
+package works without it (the types both use are in sagemaker_stream.py). Written against the
+SDK's 0.12.0 API (reference/sagemaker-bidirectional-streaming.md section 3); 0.4.0, which AWS's
+samples pin, names the client and config differently.
 Not exercised by the test suite: the SDK does not install on Python 3.11 and SageMaker is not
 reachable from the test machines.
 """
@@ -23,7 +24,7 @@ from aws_sdk_sagemaker_runtime_http2.models import (
 )
 from smithy_http.aio.crt import AWSCRTHTTPClient
 
-from transcribe.sagemaker_transport import SageMakerEndpoint, StreamPart
+from transcribe.sagemaker_stream import SageMakerEndpoint, StreamPart
 
 
 class SdkDuplexStream:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
 from transcribe.realtime_client import ProtocolError
 from transcribe.realtime_protocol import (
@@ -27,6 +25,7 @@ from transcribe.realtime_protocol import (
     encode,
     parse_server_event,
 )
+from transcribe.sagemaker_stream import DuplexStream, SageMakerEndpoint, StreamOpener, StreamPart
 from transcribe.session import EngineFailure, EngineUnavailable, SpeechError
 
 log = logging.getLogger(__name__)
@@ -43,38 +42,6 @@ class SageMakerClientMissing(SpeechError):
 
     def __init__(self) -> None:
         super().__init__(f"{SDK_PACKAGE} is not installed: {INSTALL_HINT}")
-
-
-@dataclass(frozen=True)
-class SageMakerEndpoint:
-    endpoint_name: str
-    region: str
-    model: str = "mistralai/Voxtral-Mini-4B-Realtime-2602"  # the served name the container announces
-    target_variant: str | None = None
-    open_timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPart:
-    """One response event of the stream, reduced to what the connection acts on."""
-
-    kind: Literal["payload", "model_error", "stream_failure", "unknown", "end"]
-    payload: bytes = b""
-    code: str | None = None  # ModelStreamError.ErrorCode; safe to log, the message is not
-
-
-class DuplexStream(Protocol):
-    """The seam around the SDK's DuplexEventStream: send payloads, receive parts, close input."""
-
-    async def send(self, payload: bytes) -> None: ...
-
-    async def receive(self) -> StreamPart: ...
-
-    async def close(self) -> None: ...
-
-
-class StreamOpener(Protocol):
-    async def __call__(self, endpoint: SageMakerEndpoint) -> DuplexStream: ...
 
 
 # Operation errors of the service model, by name (their classes exist only where the SDK imports).

@@ -34,7 +34,7 @@ from transcribe.watermark import CommitWatermark
 
 if TYPE_CHECKING:
     from transcribe.connector import Connect
-    from transcribe.sagemaker_transport import StreamOpener
+    from transcribe.sagemaker_stream import StreamOpener
 
 log = logging.getLogger(__name__)
 STAGE = "transcribe"
