@@ -29,7 +29,7 @@ from analyze.rules import RuleMatcher, RuleSet, load_rules, parse_rules
 from analyze.sentiment import VaderScorer
 from transcribe.events import FinalSegment, StageTimes, segment_id
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "tests" / "data"
 _VERBS = "cancel close stop end pause change upgrade downgrade transfer move dispute report fix reset".split()
 _OBJECTS = (
     "my account|the account|my subscription|my contract|my plan|the service|my internet|my phone line"

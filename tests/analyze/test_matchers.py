@@ -17,7 +17,7 @@ from analyze.embeddings import Embedder
 from analyze.matchers import ExactMatcher, FuzzyMatcher, SemanticMatcher
 from analyze.rules import RuleMatcher, load_rules, normalize_text
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"  # tests/data, shared with bench/rules.py
 
 
 class BagOfWordsEmbedder:
