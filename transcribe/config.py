@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.retry import RetryPolicy
 from pipeline.topics import TOPICS
 from transcribe.local_session import LocalSessionConfig
 from transcribe.segmenter import SegmenterConfig
@@ -140,7 +141,7 @@ class TranscribeConfig(BaseSettings):
 
     def vllm_session(self, connect: Connect | None = None) -> VllmSessionConfig:
         """Settings of a session on a remote engine; `connect` defaults to `realtime_connect()`."""
-        from transcribe.vllm_session import RetryPolicy, VllmSessionConfig
+        from transcribe.vllm_session import VllmSessionConfig
 
         segmenter = replace(self.local_session().segmenter, max_turn_ms=10**9)  # cut by the session
         return VllmSessionConfig(
@@ -148,7 +149,9 @@ class TranscribeConfig(BaseSettings):
             max_turn_ms=self.vllm_max_turn_ms,
             segmenter=segmenter,
             retry=RetryPolicy(
-                self.vllm_retry_attempts, self.vllm_retry_base_delay_s, self.vllm_retry_max_delay_s
+                base_delay_s=self.vllm_retry_base_delay_s,
+                max_delay_s=self.vllm_retry_max_delay_s,
+                attempts=self.vllm_retry_attempts,
             ),
             max_queued_chunks=self.session_queue_chunks,
             max_held_ms=max(self.vllm_max_held_ms, 2 * self.vllm_max_turn_ms),

@@ -29,6 +29,7 @@ from typing import Self
 
 import numpy as np
 
+from pipeline.retry import RetryPolicy
 from transcribe import metrics
 from transcribe.audio_ring import AudioRing
 from transcribe.connector import Connect, Connection
@@ -62,25 +63,16 @@ _END = object()
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Reconnects per turn before the leg reports an error; delays double from base to max."""
-
-    attempts: int = 5
-    base_delay_s: float = 0.25
-    max_delay_s: float = 8.0
-
-    def delay_s(self, attempt: int) -> float:
-        return min(self.max_delay_s, self.base_delay_s * 2**attempt)
-
-
-@dataclass(frozen=True)
 class VllmSessionConfig:
     connect: Connect  # connector.websocket(Endpoint(...)) or connector.sagemaker(SageMakerEndpoint(...))
     # Long turns are cut here (at the current position, so no audio is in two utterances); keep it
     # far below the server's utterance capacity (Voxtral: (max_model_len - 39) x 80 ms).
     max_turn_ms: int = 30_000
     segmenter: SegmenterConfig = field(default_factory=lambda: SegmenterConfig(max_turn_ms=10**9))
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Reconnects per turn before the leg reports an error.
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(base_delay_s=0.25, max_delay_s=8.0, attempts=5)
+    )
     append_ms: int = 100  # audio per input_audio_buffer.append
     max_queued_chunks: int = 50  # send_audio waits beyond this
     max_held_ms: int = 90_000  # audio held for turns not yet final; processing waits beyond this
@@ -250,7 +242,7 @@ class VllmSession:
 
     async def _transcribe(self, turn: Turn) -> None:
         policy = self.config.retry
-        attempt = 0
+        retries = 0
         while True:
             try:
                 if self._conn is None:
@@ -260,12 +252,12 @@ class VllmSession:
                 return
             except SpeechError as exc:
                 await self._disconnect()
-                if not exc.retryable or attempt >= policy.attempts:
+                if not exc.retryable or not policy.allows(retries + 1):
                     raise
+                retries += 1
                 metrics.REALTIME_RECONNECTS.labels(exc.code).inc()
-                log.info("realtime reconnect", extra={"attempt": attempt + 1, "code": exc.code})
-                await asyncio.sleep(policy.delay_s(attempt))
-                attempt += 1
+                log.info("realtime reconnect", extra={"attempt": retries, "code": exc.code})
+                await asyncio.sleep(policy.delay_s(retries))
 
     async def _utterance(self, conn: Connection, turn: Turn) -> None:
         """One turn as one utterance; from its start again after a reconnect (a replay)."""

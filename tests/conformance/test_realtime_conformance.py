@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from websockets.exceptions import ConnectionClosedError
 
+from pipeline.retry import RetryPolicy
 from tests.conformance.peers import MAX_SESSIONS, Peer, RawClient, TcpProxy
 from tests.speech import librivox_utterances, normalise_text
 from transcribe import metrics
 from transcribe.connector import websocket
 from transcribe.realtime_client import Endpoint
 from transcribe.session import FinalText, PartialText, SessionClosed, SessionError, SessionEvent
-from transcribe.vllm_session import RetryPolicy, VllmSession, VllmSessionConfig
+from transcribe.vllm_session import VllmSession, VllmSessionConfig
 
 # -- servers (vllm_server and serve_server: tests/conftest.py, shared with the bridge tests) ---------
 

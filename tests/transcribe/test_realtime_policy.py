@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.retry import RetryPolicy
 from transcribe.agreement import LocalAgreement
 from transcribe.realtime_protocol import (
     INVALID_AUDIO,
@@ -21,7 +22,6 @@ from transcribe.realtime_protocol import (
     parse_client_event,
     parse_server_event,
 )
-from transcribe.vllm_session import RetryPolicy
 
 
 def test_only_words_two_decodes_agree_on_become_deltas_and_finish_sends_the_rest() -> None:
@@ -78,4 +78,5 @@ def test_encoded_done_has_vllms_usage_shape() -> None:
 
 def test_retry_delays_double_up_to_the_cap() -> None:
     policy = RetryPolicy(attempts=5, base_delay_s=0.25, max_delay_s=1.0)
-    assert [policy.delay_s(a) for a in range(5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert [policy.delay_s(retry) for retry in range(1, 6)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert policy.allows(5) and not policy.allows(6)  # five reconnects per turn, then the leg fails
