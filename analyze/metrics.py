@@ -49,7 +49,7 @@ COMPLIANCE_MISSES = Counter(
 )
 CALL_STATE_OPS = Counter(
     "callscope_analyze_call_state_ops_total",
-    "Per-call state table operations (ANALYZE_STATE_STORE=table): saved, restored, unreadable,"
+    "Per-call state table operations (CALLSCOPE_ANALYZE_STATE_STORE=table): saved, restored, unreadable,"
     " ended (state replaced by an end mark), expired (end mark dropped after the grace period).",
     ["op"],
 )

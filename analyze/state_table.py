@@ -58,7 +58,7 @@ async def ensure_changelog_topic(config: AnalyzeConfig) -> None:
     if found != config.partitions:
         raise ChangelogTopicError(
             f"topic {name!r} has {found} partitions but the transcript topic has {config.partitions};"
-            " delete it (the state is rebuilt as calls go on) or use another ANALYZE_APP_ID"
+            " delete it (the state is rebuilt as calls go on) or use another CALLSCOPE_ANALYZE_APP_ID"
         )
 
 

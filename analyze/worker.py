@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import start_http_server
-
-from analyze.app import build_app
+from analyze.app import STAGE, build_app
 from analyze.assist import AssistPolicy
 from analyze.config import AnalyzeConfig
 from analyze.embeddings import Embedder
@@ -25,6 +22,7 @@ from analyze.rules import RuleMatcher, RuleSet, load_rules
 from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
 from analyze.state_table import ensure_changelog_topic
 from pipeline.kafka import admin_client, partition_count
+from pipeline.stage import metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +47,22 @@ async def check_source_topic(config: AnalyzeConfig) -> None:
     if found != config.partitions:
         raise SourceTopicError(
             f"topic {config.transcripts_topic!r} has {found} partitions but the worker is configured"
-            f" for {config.partitions} (ANALYZE_PARTITIONS / KAFKA_PARTITIONS)"
+            f" for {config.partitions} (CALLSCOPE_PARTITIONS)"
         )
 
 
-async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> None:
-    """Process transcripts until `stop` is set, or, without one, until SIGINT or SIGTERM.
+async def run(config: AnalyzeConfig, *, stop: asyncio.Event) -> None:
+    """Process transcripts until `stop` is set, serving this process's /metrics meanwhile.
 
     The source topic must already exist. Raises RuleError for a bad rule file, SourceTopicError
     for a missing or differently partitioned transcript topic, and the crash reason if the faust
     app crashes.
     """
+    with metrics_server(config.metrics_host_port(), stage=STAGE):
+        await _serve(config, stop)
+
+
+async def _serve(config: AnalyzeConfig, stop: asyncio.Event) -> None:
     rule_set = load_rules(config.rules_path)  # fail before touching the broker
     embedder = await asyncio.to_thread(Embedder.load) if config.embeddings else None
 
@@ -96,13 +99,6 @@ async def run(config: AnalyzeConfig, *, stop: asyncio.Event | None = None) -> No
     cap_fetch_wait(config.fetch_max_wait_ms)
 
     with contextlib.ExitStack() as cleanup:
-        if stop is None:
-            stop = asyncio.Event()
-            _set_on_signals(stop, cleanup)
-        if config.metrics_port is not None:
-            server, _ = start_http_server(config.metrics_port, addr=config.metrics_host)
-            cleanup.callback(server.server_close)
-            cleanup.callback(server.shutdown)
         datadir = config.datadir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="analyze")))
         app = build_app(config.model_copy(update={"datadir": datadir}), policy, reloader=reloader)
         log.info(
@@ -132,13 +128,6 @@ def _warn_unknown_articles(rule_set: RuleSet, knowledge: KnowledgeBase) -> None:
             log.warning("rule names an unknown knowledge article", extra={"rule_id": rule.id})
 
 
-def _set_on_signals(stop: asyncio.Event, cleanup: contextlib.ExitStack) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-        cleanup.callback(loop.remove_signal_handler, sig)
-
-
 async def _until_first(*aws: Coroutine[Any, Any, Any]) -> None:
     tasks = [asyncio.create_task(aw, name=f"analyze-wait-{i}") for i, aw in enumerate(aws)]
     try:
@@ -147,13 +136,3 @@ async def _until_first(*aws: Coroutine[Any, Any, Any]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def main() -> None:
-    """Entry point for `python -m analyze.worker`; the only place that reads the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run(AnalyzeConfig()))
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@
 
 Part 1, in-process, one thread: p50/p95 per utterance of each sentiment engine, of redaction,
 and of the whole assist policy (redaction, sentiment, rules, live figures) on the default path.
-Part 2, through Kafka: the analysis worker (`python -m analyze.worker`, faust, default settings)
+Part 2, through Kafka: the analysis worker (`callscope analyze`, faust, default settings)
 on the embedded Tansu broker; this process plays `--legs` concurrent legs (a turn every ~4 s
 per leg, partials every 0.5 s, then the final) and times final emitted -> its assist sentiment
 event received. Targets: <= 2 ms per utterance on the default path, <= 20 ms with embeddings,
@@ -129,12 +129,17 @@ async def bench_kafka(legs: int, seconds: float) -> None:
     with embedded_kafka() as bootstrap:
         await create_topics(bootstrap, partitions)
         env = dict(
-            os.environ, KAFKA_BOOTSTRAP=bootstrap, ANALYZE_PARTITIONS=str(partitions), PYTHONUNBUFFERED="1"
+            os.environ,
+            CALLSCOPE_KAFKA_BOOTSTRAP=bootstrap,
+            CALLSCOPE_PARTITIONS=str(partitions),
+            CALLSCOPE_ANALYZE_METRICS_ADDRESS="127.0.0.1:0",
+            PYTHONUNBUFFERED="1",
         )
         worker = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "analyze.worker",
+            "deploy.cli",
+            "analyze",
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,

@@ -3,8 +3,8 @@
 The first worker sees the first half of a call, stops (SIGTERM, or SIGKILL after it committed),
 and a second worker with the same group finishes the call from the state it recovers from the
 changelog and ignores the call's records delivered again after its end. With
-ANALYZE_ONE_RECORD_PER_BATCH (the default) every changelog batch holds one record, so Tansu's
-wrong ListOffsets LATEST answer (the last batch's base offset + 1) is right.
+CALLSCOPE_ANALYZE_ONE_RECORD_PER_BATCH (the default) every changelog batch holds one record, so
+Tansu's wrong ListOffsets LATEST answer (the last batch's base offset + 1) is right.
 """
 
 from __future__ import annotations
@@ -58,18 +58,19 @@ def _halves() -> tuple[list[TranscriptEvent], list[TranscriptEvent]]:
 async def _start_worker(fresh_bootstrap: str, log_path: Path) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP": fresh_bootstrap,
-        "KAFKA_PARTITIONS": str(PARTITIONS),
-        "ANALYZE_APP_ID": "callscope-analyze-restart",
-        "ANALYZE_STATE_STORE": "table",
-        "ANALYZE_EMBEDDINGS": "false",  # phrases are enough here; starts in a second
-        "ANALYZE_SESSION_TIMEOUT_S": "6",
-        "ANALYZE_COMMIT_INTERVAL_S": "0.5",
+        "CALLSCOPE_KAFKA_BOOTSTRAP": fresh_bootstrap,
+        "CALLSCOPE_PARTITIONS": str(PARTITIONS),
+        "CALLSCOPE_ANALYZE_APP_ID": "callscope-analyze-restart",
+        "CALLSCOPE_ANALYZE_STATE_STORE": "table",
+        "CALLSCOPE_ANALYZE_EMBEDDINGS": "false",  # phrases are enough here; starts in a second
+        "CALLSCOPE_ANALYZE_SESSION_TIMEOUT_S": "6",
+        "CALLSCOPE_ANALYZE_COMMIT_INTERVAL_S": "0.5",
+        "CALLSCOPE_ANALYZE_METRICS_ADDRESS": "127.0.0.1:0",  # two workers in a row, any free port
     }
     log_file = log_path.open("ab")
     try:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "analyze.worker", env=env, stdout=log_file, stderr=log_file
+            sys.executable, "-m", "deploy.cli", "analyze", env=env, stdout=log_file, stderr=log_file
         )
     finally:
         log_file.close()  # the child holds its own descriptor

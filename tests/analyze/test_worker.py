@@ -174,7 +174,7 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
         app_id="callscope-analyze-test",
         session_timeout_s=6,
         commit_interval_s=60,  # so only the commit made when stopping can commit
-        metrics_port=metrics_port,
+        metrics_address=f"127.0.0.1:{metrics_port}",
     )
     cancel_seg = segment_id("call-cancel", "customer", 3000)
     manager_seg = segment_id("call-manager", "customer", 3000)
@@ -245,15 +245,16 @@ async def test_worker_process_stops_cleanly_on_signal(
     )
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP": fresh_bootstrap,
-        "KAFKA_PARTITIONS": str(PARTITIONS),
-        "ANALYZE_SESSION_TIMEOUT_S": "6",
-        "ANALYZE_APP_ID": f"callscope-analyze-{sig.name.lower()}",
+        "CALLSCOPE_KAFKA_BOOTSTRAP": fresh_bootstrap,
+        "CALLSCOPE_PARTITIONS": str(PARTITIONS),
+        "CALLSCOPE_ANALYZE_SESSION_TIMEOUT_S": "6",
+        "CALLSCOPE_ANALYZE_APP_ID": f"callscope-analyze-{sig.name.lower()}",
+        "CALLSCOPE_ANALYZE_METRICS_ADDRESS": "127.0.0.1:0",
     }
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "analyze.worker", env=env, stdout=log_file, stderr=log_file
+            sys.executable, "-m", "deploy.cli", "analyze", env=env, stdout=log_file, stderr=log_file
         )
         try:
             # Processing has begun once the call's first sentiment is on the assist topic.
@@ -273,13 +274,17 @@ async def test_worker_process_stops_cleanly_on_signal(
 
 
 async def test_worker_refuses_to_start_without_the_transcript_topic(fresh_bootstrap: str) -> None:
-    config = AnalyzeConfig(kafka_bootstrap=fresh_bootstrap, partitions=PARTITIONS)
+    config = AnalyzeConfig(
+        kafka_bootstrap=fresh_bootstrap, partitions=PARTITIONS, metrics_address="127.0.0.1:0"
+    )
     with pytest.raises(SourceTopicError, match="does not exist"):
         await run(config, stop=asyncio.Event())
 
 
 async def test_worker_refuses_a_transcript_topic_with_another_partition_count(fresh_bootstrap: str) -> None:
     await create_topics(fresh_bootstrap, PARTITIONS)
-    config = AnalyzeConfig(kafka_bootstrap=fresh_bootstrap, partitions=PARTITIONS + 1)
+    config = AnalyzeConfig(
+        kafka_bootstrap=fresh_bootstrap, partitions=PARTITIONS + 1, metrics_address="127.0.0.1:0"
+    )
     with pytest.raises(SourceTopicError, match="has 2 partitions but the worker is configured for 3"):
         await run(config, stop=asyncio.Event())
