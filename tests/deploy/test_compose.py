@@ -12,7 +12,7 @@ import yaml
 from deploy.cli import build_parser
 from pipeline.topics import TOPICS
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 DOCKERFILE = COMPOSE.parent / "deploy" / "docker" / "Dockerfile"
 
 
@@ -115,6 +115,16 @@ def test_dockerfile_runs_the_callscope_entrypoint() -> None:
     assert re.search(r"^FROM python:3\.11[\w.-]*", text, re.M)
     assert 'ENTRYPOINT ["callscope"]' in text
     assert "USER " in text  # not root
+
+
+def test_dockerfile_copies_every_package_the_install_includes() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((COMPOSE.parent / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    text = DOCKERFILE.read_text()
+    for package in packages:
+        assert f"COPY {package} ./{package}" in text, f"the image would install without {package}/"
 
 
 def test_transcribe_streams_to_the_vllm_service_with_settings_the_config_knows(

@@ -297,3 +297,36 @@ def test_bridge_settings_come_from_flags_or_callscope_bridge_variables() -> None
     assert (config.port, config.host, config.upstream_api_key) == (9090, "0.0.0.0", "k")
     assert config.realtime_url == "wss://vllm.internal:8443/v1/realtime"
     assert config.health_url == "https://vllm.internal:8443/ping"
+
+
+def test_the_bridge_image_files_are_enough_to_run_the_bridge(tmp_path) -> None:
+    """The SageMaker image copies a few files and installs no callscope (nor aiokafka): they suffice."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for line in (root / "deploy" / "sagemaker" / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] != ["COPY"] or words[-1].startswith("/"):
+            continue  # the entrypoint script goes to /usr/local/bin
+        for source in words[1:-1]:
+            target = tmp_path / words[-1] / Path(source).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / source, target)
+    probe = (
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "sys.modules['aiokafka'] = None\n"
+        "import deploy.sagemaker.bridge as bridge\n"
+        "import pipeline.logs\n"
+        "assert bridge.__file__.startswith(sys.argv[1]), bridge.__file__\n"
+        "product = {'ingest', 'transcribe', 'analyze', 'store'}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in product)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
