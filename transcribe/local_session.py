@@ -10,13 +10,11 @@ so most finals are ready when the segmenter confirms the end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import numpy as np
 
@@ -24,21 +22,12 @@ from transcribe.audio_ring import AudioRing
 from transcribe.decode_scheduler import DecodeScheduler, shared_scheduler
 from transcribe.early_final import EarlyFinal
 from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStarted
-from transcribe.session import (
-    EngineFailure,
-    FinalText,
-    InvalidAudio,
-    PartialText,
-    SessionClosed,
-    SessionError,
-    SessionEvent,
-)
+from transcribe.session import EngineFailure, FinalText, PartialText, SessionError
+from transcribe.session_base import END, QueuedSession
 from transcribe.vad import VadStream
 from transcribe.whisper_engine import SAMPLE_RATE_HZ, Transcription, WhisperEngine
 
 log = logging.getLogger(__name__)
-
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -65,8 +54,8 @@ def _ms(samples: int) -> int:
     return samples * 1000 // SAMPLE_RATE_HZ
 
 
-class LocalSession:
-    """One leg's recognizer on the embedded engine. Use as `async with`."""
+class LocalSession(QueuedSession):
+    """One leg's recognizer on the embedded engine. Use as `async with`; its two tasks are started then."""
 
     def __init__(
         self,
@@ -76,16 +65,18 @@ class LocalSession:
         vad: VadStream | None = None,
         scheduler: DecodeScheduler | None = None,
     ) -> None:
+        config = config or LocalSessionConfig()
+        super().__init__(
+            max_queued_chunks=config.max_queued_chunks, events_queue_size=config.events_queue_size
+        )
+        self.config = config
         self._scheduler = scheduler or shared_scheduler(engine)
         self._id = self._scheduler.new_session_id()
-        self.config = config or LocalSessionConfig()
         self._vad = vad or VadStream()
         self._segmenter = Segmenter(self.config.segmenter)
         self._early = EarlyFinal(self.config.segmenter)
         self._early_job: _Job | None = None  # the last early decode, while it is the newest partial
         self._ring = AudioRing()
-        self._input: asyncio.Queue[bytes | object] = asyncio.Queue(self.config.max_queued_chunks)
-        self._events: asyncio.Queue[SessionEvent | object] = asyncio.Queue(self.config.events_queue_size)
         self._jobs: deque[_Job] = deque()  # submitted, not yet emitted, in submission order
         self._pending_finals = 0
         self._publishing: _Job | None = None
@@ -94,58 +85,16 @@ class LocalSession:
         self._busy = 0  # chunks taken from the input queue and not yet segmented
         self._last_partial_at = 0
         self._revisions: dict[int, int] = {}  # turn start -> partials emitted; popped by the final
-        self._input_ended = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._started = False
 
-    async def __aenter__(self) -> Self:
-        # Two tasks owned by this session; aclose() cancels and awaits both.
-        self._tasks = [
+    def _start(self) -> list[asyncio.Task[None]]:
+        return [
             asyncio.create_task(self._guard(self._process()), name="local-session-process"),
             asyncio.create_task(self._guard(self._emit()), name="local-session-emit"),
         ]
-        self._started = True
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def send_audio(self, pcm16_16k: bytes) -> None:
-        if self._input_ended or not self._started:
-            raise SessionClosed()
-        if len(pcm16_16k) % 2:
-            raise InvalidAudio()
-        if pcm16_16k:
-            await self._input.put(pcm16_16k)
-
-    async def end_input(self) -> None:
-        if self._input_ended:
-            return
-        self._input_ended = True
-        await self._input.put(_END)
-
-    async def events(self) -> AsyncIterator[SessionEvent]:
-        while True:
-            item = await self._events.get()
-            if item is _END:
-                return
-            assert isinstance(item, PartialText | FinalText | SessionError)
-            yield item
 
     async def aclose(self) -> None:
-        """Stop at once: pending audio and decodes are dropped (call end_input first to keep them)."""
-        self._input_ended = True
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        # gather() re-raises if aclose() itself is cancelled; the children's CancelledError is expected.
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._scheduler.forget(self._id)
-        if tasks:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._events.put_nowait(_END)
+        await super().aclose()
+        self._scheduler.forget(self._id)  # and with it this session's decodes still waiting
 
     async def wait_idle(self) -> None:
         """Wait until all audio sent so far is segmented and decoded (tests pace by this)."""
@@ -162,17 +111,17 @@ class LocalSession:
         except Exception:
             log.exception("speech session failed")
             await self._events.put(SessionError(EngineFailure.code, retryable=False))
-            await self._events.put(_END)
+            await self._events.put(END)
 
     async def _process(self) -> None:
         while True:
             chunks = [await self._input.get()]
             size = len(chunks[0]) // 2 if isinstance(chunks[0], bytes) else 0
-            while chunks[-1] is not _END and size < self.config.max_batch_samples and not self._input.empty():
+            while chunks[-1] is not END and size < self.config.max_batch_samples and not self._input.empty():
                 chunks.append(self._input.get_nowait())
                 size += len(chunks[-1]) // 2 if isinstance(chunks[-1], bytes) else 0
             await self._set_busy(+1)
-            ended = chunks[-1] is _END
+            ended = chunks[-1] is END
             data = b"".join(c for c in chunks if isinstance(c, bytes))
             if data:
                 samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
@@ -275,7 +224,7 @@ class LocalSession:
                 self._publishing = None
                 self._pending_finals -= job.kind == "final"
                 self._changed.notify_all()
-        await self._events.put(_END)
+        await self._events.put(END)
 
     def _done(self) -> bool:
         return self._processing_done and not self._jobs and self._busy == 0 and not self._publishing

@@ -22,10 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 
@@ -48,18 +45,14 @@ from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStar
 from transcribe.session import (
     EngineFailure,
     FinalText,
-    InvalidAudio,
     PartialText,
-    SessionClosed,
     SessionError,
-    SessionEvent,
     SpeechError,
 )
+from transcribe.session_base import END, QueuedSession
 from transcribe.vad import VadStream
 
 log = logging.getLogger(__name__)
-
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -85,68 +78,26 @@ class VllmSessionConfig:
             raise ValueError("max_held_ms must hold two turns (2 x max_turn_ms)")
 
 
-class VllmSession:
-    """One leg's recognizer on a realtime server. Use as `async with`."""
+class VllmSession(QueuedSession):
+    """One leg's recognizer on a realtime server. Use as `async with`; its task is started then."""
 
     def __init__(self, config: VllmSessionConfig, *, vad: VadStream | None = None) -> None:
+        super().__init__(
+            max_queued_chunks=config.max_queued_chunks, events_queue_size=config.events_queue_size
+        )
         self.config = config
         self._vad = vad or VadStream()
         self._segmenter = Segmenter(config.segmenter)
         self._ring = AudioRing()
         self._book = TurnBook(config.max_turn_ms * RATE_HZ // 1000)
         self._changed = asyncio.Condition()  # guards the ring and the book
-        self._input_done = False  # end_input() was called
-        self._processed_all = False  # ... and every sample before it has been segmented
+        self._processed_all = False  # end_input() was called and every sample before it segmented
         self._sent_mark = 0
-        self._input: asyncio.Queue[bytes | object] = asyncio.Queue(config.max_queued_chunks)
-        self._events: asyncio.Queue[SessionEvent | object] = asyncio.Queue(config.events_queue_size)
         self._conn: Connection | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._stopped = False
         self._backlog_s = 0.0
 
-    # -- the SpeechSession seam -------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        self._runner = asyncio.create_task(self._run(), name="vllm-session")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def send_audio(self, pcm16_16k: bytes) -> None:
-        if self._stopped or self._input_done or self._runner is None:
-            raise SessionClosed()
-        if len(pcm16_16k) % 2:
-            raise InvalidAudio()
-        if pcm16_16k:
-            await self._input.put(pcm16_16k)
-
-    async def end_input(self) -> None:
-        if self._input_done or self._stopped:
-            return
-        self._input_done = True
-        await self._input.put(_END)
-
-    async def events(self) -> AsyncIterator[SessionEvent]:
-        while True:
-            item = await self._events.get()
-            if item is _END:
-                return
-            assert isinstance(item, PartialText | FinalText | SessionError)
-            yield item
-
-    async def aclose(self) -> None:
-        """Stop at once; turns not yet final are dropped (call end_input first to keep them)."""
-        self._input_done = True
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            with contextlib.suppress(asyncio.QueueFull):
-                self._events.put_nowait(_END)
+    def _start(self) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self._run(), name="vllm-session")]
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -168,7 +119,7 @@ class VllmSession:
             while not self._input.empty():  # a feeder blocked on a full queue gets through, then fails
                 self._input.get_nowait()
             await self._disconnect()
-        await self._events.put(_END)
+        await self._events.put(END)
 
     async def _process(self) -> None:
         """Input -> ring, VAD and turns. Waits (so send_audio waits) while the ring is full."""
@@ -180,7 +131,7 @@ class VllmSession:
                 # vLLM has no idle timeout: a turn left open would pin an engine slot forever.
                 await self._on_turn_events(self._segmenter.flush())
                 continue
-            if item is _END:
+            if item is END:
                 await self._on_turn_events(self._segmenter.flush())
                 async with self._changed:
                     self._book.segmented = self._ring.end
