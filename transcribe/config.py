@@ -1,4 +1,4 @@
-"""Settings of the transcription worker: one frozen object, read from the environment by main()."""
+"""Settings of the transcription worker: one frozen object, read from the environment at start."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from pipeline.retry import RetryPolicy
-from pipeline.topics import TOPICS
+from pipeline.settings import StageSettings
 from transcribe.local_session import LocalSessionConfig
 from transcribe.segmenter import SegmenterConfig
 from transcribe.whisper_engine import WhisperConfig
@@ -20,22 +20,15 @@ if TYPE_CHECKING:
     from transcribe.vllm_session import VllmSessionConfig
 
 
-class TranscribeConfig(BaseSettings):
-    """Env vars: CALLSCOPE_TRANSCRIBE_<FIELD> (KAFKA_BOOTSTRAP also accepted for the broker)."""
+class TranscribeConfig(StageSettings):
+    """Env vars: CALLSCOPE_TRANSCRIBE_<FIELD>, and the shared CALLSCOPE_* ones of StageSettings
+    (broker, partitions, topics)."""
 
-    model_config = SettingsConfigDict(env_prefix="CALLSCOPE_TRANSCRIBE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CALLSCOPE_TRANSCRIBE_")
 
-    kafka_bootstrap: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices(
-            "CALLSCOPE_TRANSCRIBE_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP", "kafka_bootstrap"
-        ),
-    )
+    metrics_address: str = "127.0.0.1:9402"
     group_id: str = "callscope-transcribe"
     client_id: str = "callscope-transcribe"
-    audio_topic: str = TOPICS.audio
-    transcript_topic: str = TOPICS.transcripts
-    deadletter_topic: str = TOPICS.deadletter
 
     # Engine: "local" runs Whisper in this process; "vllm" streams to a /v1/realtime server
     # (vLLM serving Voxtral Realtime, or `callscope transcribe serve`); "sagemaker" streams the same
@@ -85,8 +78,6 @@ class TranscribeConfig(BaseSettings):
     idle_leg_timeout_s: float = Field(30.0, gt=0)
     leg_stall_timeout_s: float = Field(15.0, gt=0)  # a session taking no audio this long fails its leg
     commit_interval_s: float = Field(1.0, gt=0)
-    shutdown_drain_s: float = Field(5.0, ge=0)
-    metrics_port: int | None = None  # serve Prometheus metrics here when set
 
     @model_validator(mode="after")
     def _sagemaker_needs_an_endpoint(self) -> TranscribeConfig:
@@ -94,6 +85,15 @@ class TranscribeConfig(BaseSettings):
             raise ValueError(
                 "engine=sagemaker needs CALLSCOPE_TRANSCRIBE_SAGEMAKER_ENDPOINT_NAME and "
                 "CALLSCOPE_TRANSCRIBE_SAGEMAKER_REGION (or AWS_REGION)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retry_delays_grow(self) -> TranscribeConfig:
+        if self.vllm_retry_max_delay_s < self.vllm_retry_base_delay_s:
+            raise ValueError(
+                "CALLSCOPE_TRANSCRIBE_VLLM_RETRY_MAX_DELAY_S must be at least "
+                "CALLSCOPE_TRANSCRIBE_VLLM_RETRY_BASE_DELAY_S"
             )
         return self
 

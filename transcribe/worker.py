@@ -23,6 +23,7 @@ from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_r
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
 from pipeline.kafka import make_producer
+from pipeline.stage import metrics_server
 from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
 from transcribe.codec import LegDecoder, samples_at_16k
@@ -132,7 +133,7 @@ class TranscribeWorker:
                     backlog.task.cancel()
             # Calls being closed get a moment to emit their finals; open calls are re-read on restart.
             if self._closers:
-                await asyncio.wait(list(self._closers.values()), timeout=self._config.shutdown_drain_s)
+                await asyncio.wait(list(self._closers.values()), timeout=self._config.drain_deadline_s)
             for task in [*self._closers.values(), *(t for s in self._streams.values() for _, t in s)]:
                 task.cancel()
         await self._commit()
@@ -289,7 +290,9 @@ class TranscribeWorker:
 
     async def _emit(self, event: TranscriptEvent) -> None:
         # send() only enqueues; ordering per partition holds, durability comes from flush-before-commit.
-        await self._producer.send(self._config.transcript_topic, event.to_bytes(), key=event.call_id.encode())
+        await self._producer.send(
+            self._config.transcripts_topic, event.to_bytes(), key=event.call_id.encode()
+        )
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str = "") -> None:
         await self._deadletters.reject(record, reason, detail)
@@ -375,10 +378,13 @@ async def run(
 ) -> None:
     """Serve until `stop` is set (or the task is cancelled); `callscope transcribe` calls this."""
     stop = stop or asyncio.Event()
-    if config.metrics_port is not None:
-        from prometheus_client import start_http_server
+    with metrics_server(config.metrics_host_port(), stage=STAGE):
+        await _serve(config, stop, session_factory)
 
-        start_http_server(config.metrics_port)
+
+async def _serve(
+    config: TranscribeConfig, stop: asyncio.Event, session_factory: SessionFactory | None
+) -> None:
     factory = session_factory or await asyncio.to_thread(session_factory_for, config)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=config.kafka_bootstrap,

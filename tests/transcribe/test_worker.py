@@ -93,7 +93,12 @@ async def test_worker_transcribes_a_call_and_dead_letters_bad_input(bootstrap):
     await _produce(bootstrap, records)
 
     stop = asyncio.Event()
-    config = TranscribeConfig(kafka_bootstrap=bootstrap, group_id="test-transcribe", commit_interval_s=0.5)
+    config = TranscribeConfig(
+        kafka_bootstrap=bootstrap,
+        group_id="test-transcribe",
+        commit_interval_s=0.5,
+        metrics_address="127.0.0.1:0",
+    )
     worker = asyncio.create_task(run(config, stop=stop), name="test-worker")
     try:
         values = await _consume_until(
