@@ -1,0 +1,1 @@
+"""The live surfaces: supervisor console (wall, call view, history, search, listen-in), agent stream."""

@@ -1,0 +1,221 @@
+"""The console's live feed: its own consumer of the transcript and assist topics, no group.
+
+Every replica assigns itself every partition, so each sees every call. On start it reads back
+`readback_s` of history (by timestamp: Tansu's ListOffsets LATEST is off by a batch, and
+by-timestamp lookups are exact), so a console started mid-call shows that call so far.
+A broker that goes away is reported on the page and retried; the feed then reads back again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from analyze.events import parse_assist_event
+from console import metrics
+from console.agent_log import AgentLog
+from console.changes import Changes
+from console.live_state import AgentItem, LiveState
+from pipeline.contract import InvalidEvent
+from pipeline.retry import RetryPolicy
+from transcribe.events import parse_transcript_event
+
+log = logging.getLogger(__name__)
+
+PROBE_INTERVAL_S = 2.0
+PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass
+class FeedStatus:
+    state: str = "starting"  # starting | waiting_for_topics | live | broker_unavailable
+    since: float = 0.0
+    records: int = 0
+
+    def view(self) -> dict[str, object]:
+        return {"state": self.state, "since": self.since, "records": self.records}
+
+
+class Hub:
+    """Where folded events land: the live state, the agents' logs and the version streams wait on."""
+
+    def __init__(self, state: LiveState, agents: AgentLog, changes: Changes) -> None:
+        self.state = state
+        self.agents = agents
+        self.changes = changes
+        self.status = FeedStatus(since=time.time())
+        self.status_version = 0
+
+    def set_status(self, state: str) -> None:
+        if state != self.status.state:
+            self.status.state, self.status.since = state, time.time()
+            log.info("live feed state", extra={"state": state})
+            metrics.FEED_UP.set(1 if state == "live" else 0)
+            self.status_version += 1
+            self.changes.publish(self.state._bump())
+
+    def fold(self, topic_kind: str, raw: bytes | None, now: float) -> None:
+        try:
+            if topic_kind == "transcripts":
+                items = self.state.fold_transcript(parse_transcript_event(raw), now=now)
+            else:
+                items = self.state.fold_assist(parse_assist_event(raw), now=now)
+        except InvalidEvent as exc:
+            metrics.EVENTS_REJECTED.labels(topic_kind, exc.reason).inc()
+            return
+        metrics.EVENTS_FOLDED.labels(topic_kind).inc()
+        self.status.records += 1
+        for item in items:
+            self._to_agent(item)
+
+    def _to_agent(self, item: AgentItem) -> None:
+        self.agents.append(item)
+
+    def publish(self) -> None:
+        metrics.LIVE_CALLS.set(len(self.state.active_calls()))
+        self.changes.publish(self.state.version)
+
+
+class LiveFeed:
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        bootstrap: str,
+        transcripts_topic: str,
+        assist_topic: str,
+        readback_s: float,
+        client_id: str = "callscope-console",
+        poll_timeout_ms: int = 200,
+        retry: RetryPolicy | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._hub = hub
+        self._bootstrap = bootstrap
+        self._kinds = {transcripts_topic: "transcripts", assist_topic: "assist"}
+        self._readback_s = readback_s
+        self._client_id = client_id
+        self._poll_timeout_ms = poll_timeout_ms
+        self._retry = retry or RetryPolicy(base_delay_s=0.5, max_delay_s=5.0)
+        self._monotonic = monotonic
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read until `stop`; a lost broker is retried for as long as the console runs."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+                return
+            except (KafkaError, OSError, TimeoutError) as exc:
+                failures = 1 if self._hub.status.state == "live" else failures + 1
+                self._hub.set_status("broker_unavailable")
+                log.warning(
+                    "live feed lost the broker", extra={"error": type(exc).__name__, "retry": failures}
+                )
+            delay = self._retry.delay_s(failures)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=5000,
+            retry_backoff_ms=200,
+        )
+        await consumer.start()
+        try:
+            partitions = await self._wait_for_partitions(consumer, stop)
+            if partitions is None:
+                return
+            consumer.assign(partitions)
+            cutoff_ms = await self._read_back_from(consumer, partitions)
+            self._hub.set_status("live")
+            await self._poll(consumer, partitions, cutoff_ms, stop)
+        finally:
+            await consumer.stop()
+
+    async def _wait_for_partitions(
+        self, consumer: AIOKafkaConsumer, stop: asyncio.Event
+    ) -> list[TopicPartition] | None:
+        while not stop.is_set():
+            topics = await asyncio.wait_for(consumer.topics(), PROBE_TIMEOUT_S)
+            if all(t in topics for t in self._kinds):
+                return [
+                    TopicPartition(t, p)
+                    for t in self._kinds
+                    for p in sorted(consumer.partitions_for_topic(t) or ())
+                ]
+            self._hub.set_status("waiting_for_topics")
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+        return None
+
+    async def _read_back_from(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> int:
+        """Position every partition at the start of the read-back window; returns its start (ms)."""
+        if self._readback_s <= 0:
+            await consumer.seek_to_beginning(*partitions)
+            return 0
+        cutoff_ms = int((time.time() - self._readback_s) * 1000)
+        found = await consumer.offsets_for_times({tp: cutoff_ms for tp in partitions})
+        empty = []
+        for tp, hit in found.items():
+            if hit is None:
+                empty.append(tp)
+            else:
+                consumer.seek(tp, hit.offset)
+        if empty:
+            # Nothing newer than the cutoff there: seek to the end. Tansu's end can be short by a
+            # batch; the records that re-reads are older than the cutoff and skipped in _poll.
+            await consumer.seek_to_end(*empty)
+        return cutoff_ms
+
+    async def _poll(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        cutoff_ms: int,
+        stop: asyncio.Event,
+    ) -> None:
+        last_probe = self._monotonic()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms, max_records=2000)
+            now = self._monotonic()
+            for tp, records in batches.items():
+                kind = self._kinds[tp.topic]
+                for record in records:
+                    if record.timestamp >= cutoff_ms:
+                        self._fold(kind, record, now)
+            if batches:
+                self._hub.publish()
+            if now - last_probe >= PROBE_INTERVAL_S:
+                last_probe = now
+                expired = self._hub.state.expire(now)
+                if expired:
+                    self._hub.publish()
+                await self._probe(consumer, partitions)
+
+    def _fold(self, kind: str, record: ConsumerRecord[bytes, bytes], now: float) -> None:
+        self._hub.fold(kind, record.value, now)
+
+    async def _probe(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """A broker that restarted empty (Tansu keeps nothing) or went away ends this session."""
+        topics = await asyncio.wait_for(consumer._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
+        for tp in partitions:
+            known = topics.partitions_for_topic(tp.topic)
+            if not known or tp.partition not in known:
+                raise KafkaError("assigned partition disappeared")
+        self._hub.set_status("live")
