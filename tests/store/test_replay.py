@@ -89,7 +89,7 @@ async def test_an_unknown_call_is_an_error_and_a_dry_run_writes_nothing(
 def test_cli_replays_a_time_range(
     database_url: str, engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("CALLSCOPE_DATABASE_URL", database_url)
     rules = _rules(tmp_path, "replay-cli")
     code = cli_main(
         [
