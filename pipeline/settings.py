@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.topics import TOPICS
@@ -21,7 +21,10 @@ DEFAULT_PARTITIONS = 8
 
 def shared(name: str, default: Any, **constraints: Any) -> Any:
     """A field read from CALLSCOPE_<NAME> whatever the stage's prefix (or passed by field name)."""
-    return Field(default, validation_alias=AliasChoices(f"CALLSCOPE_{name}", name.lower()), **constraints)
+    # One alias only: pydantic-settings reads every alias from the environment, so a second,
+    # lower-case one would read the bare old name (KAFKA_BOOTSTRAP, DATABASE_URL) too. Passing the
+    # field by name works through populate_by_name.
+    return Field(default, validation_alias=f"CALLSCOPE_{name}", **constraints)
 
 
 class StageSettings(BaseSettings):
