@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -23,11 +22,19 @@ from pathlib import Path
 
 from deploy.demo_display import Line, LiveView, summary_lines
 from deploy.runtime import services
-from deploy.stages import STOP_GRACE_S, StageFailed, StageProcesses, stage_env, wait_until_ready
+from deploy.stages import (
+    STOP_GRACE_S,
+    StageFailed,
+    StageProcesses,
+    cancel_on,
+    stage_env,
+    wait_until_ready,
+)
 from ingest.demo import DEMO_CALL_WAV
 from ingest.events import Codec
 from ingest.replay import ReplayCall, replay_call
 from ingest.wavsource import OutputFormat
+from pipeline.stage import run_until_signalled
 from pipeline.topics import TOPICS
 
 QUIET_S = 1.5  # the stored call must stop changing for this long before it is printed
@@ -140,14 +147,14 @@ async def run_demo(
         wav, call_id=f"demo-{uuid.uuid4().hex[:8]}", agent_id="agent-007", queue="billing"
     )
     fmt = OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate)
-    database_url = environ.get("DATABASE_URL") or None
+    database_url = environ.get("CALLSCOPE_DATABASE_URL") or None
     if database_url and database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
     started = time.monotonic()
     remaining = lambda: args.timeout - (time.monotonic() - started)  # noqa: E731
 
     print("starting broker and database ...", flush=True)
-    async with services(environ.get("KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
+    async with services(environ.get("CALLSCOPE_KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
         stages = StageProcesses(logdir, stage_env(environ, svc.kafka_bootstrap, svc.database_url, partitions))
         try:
             await stages.start()
@@ -218,12 +225,11 @@ def demo_main(args: argparse.Namespace, environ: dict[str, str], partitions: int
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     async def main() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)  # unwinds through every finally: nothing left running
         try:
-            await run_demo(args, environ, partitions, Terminal())
+            # A signal cancels the demo: that unwinds through every finally, nothing is left running.
+            await run_until_signalled(
+                lambda stop: cancel_on(stop, run_demo(args, environ, partitions, Terminal()))
+            )
             return 0
         except DemoFailed as exc:
             print(f"\ndemo failed: {exc}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Embedded services for one box: the Tansu broker and a throwaway PostgreSQL server.
 
-Used unless KAFKA_BOOTSTRAP / DATABASE_URL point at real ones. Both are loopback-only and are
-stopped (and their data removed) when the context exits.
+Used unless CALLSCOPE_KAFKA_BOOTSTRAP / CALLSCOPE_DATABASE_URL point at real ones. Both are
+loopback-only and are stopped (and their data removed) when the context exits.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 STAGES = ("transcribe", "analyze", "store")
 # The consumer group each stage joins with its default settings (TranscribeConfig.group_id,
@@ -19,6 +21,9 @@ STAGE_GROUPS = {
     "store": "callscope-store",
 }
 STOP_GRACE_S = 15.0
+# Every process that serves /metrics; its subprocesses each bind a free port instead of the default.
+METRICS_STAGES = ("ingest", "transcribe", "analyze", "store")
+T = TypeVar("T")
 
 
 class StageFailed(Exception):
@@ -130,12 +135,35 @@ async def wait_until_ready(bootstrap: str, timeout_s: float, names: tuple[str, .
 
 
 def stage_env(environ: dict[str, str], bootstrap: str, database_url: str, partitions: int) -> dict[str, str]:
+    """The environment of every stage subprocess: these services, and /metrics on a free loopback port
+    per process (several processes of one stage, or a stage already running on this box, never
+    collide)."""
     env = dict(environ)
     env.update(
-        KAFKA_BOOTSTRAP=bootstrap,
-        DATABASE_URL=database_url,
+        CALLSCOPE_KAFKA_BOOTSTRAP=bootstrap,
+        CALLSCOPE_DATABASE_URL=database_url,
         CALLSCOPE_PARTITIONS=str(partitions),
         CALLSCOPE_LOG_FORMAT=environ.get("CALLSCOPE_LOG_FORMAT", "text"),
         PYTHONUNBUFFERED="1",
     )
+    env.update({f"CALLSCOPE_{name.upper()}_METRICS_ADDRESS": "127.0.0.1:0" for name in METRICS_STAGES})
     return env
+
+
+async def cancel_on(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """Await `work`; when `stop` is set first, cancel it and raise CancelledError.
+
+    For the demo and the benchmark under run_until_signalled: a signal there means "stop now",
+    and cancelling unwinds through every finally, which stops the stages and services they started
+    (the stages themselves drain on the SIGTERM they get).
+    """
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return task.result()
