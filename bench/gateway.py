@@ -43,6 +43,7 @@ _API_KEY = "loadtest-api-key"
 _SECRET = base64.b64encode(b"loadtest-client-secret-32-bytes!").decode()
 _BEARER = "loadtest-bearer"
 READBACK_DEADLINE_S = 30.0
+PROTOCOLS = ("twilio", "audiohook", "generic")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class LoadSpec:
     calls: int = 200
     seconds: float = 40.0
     ramp_s: float = 5.0
-    protocols: tuple[str, ...] = ("twilio", "audiohook", "generic")
+    protocols: tuple[str, ...] = PROTOCOLS
 
 
 @dataclass
@@ -204,12 +205,13 @@ async def _read_topic(bootstrap: str, counts: TopicCount, stop: asyncio.Event) -
 def _gateway_env(bootstrap: str, port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        KAFKA_BOOTSTRAP=bootstrap,
-        CALLSCOPE_GATEWAY_PORT=str(port),
-        CALLSCOPE_GATEWAY_TWILIO_AUTH_TOKEN=_TOKEN,
-        CALLSCOPE_GATEWAY_TWILIO_PUBLIC_URL=f"ws://127.0.0.1:{port}",
-        CALLSCOPE_GATEWAY_AUDIOHOOK_API_KEYS=json.dumps({_API_KEY: _SECRET}),
-        CALLSCOPE_GATEWAY_GENERIC_TOKENS=json.dumps([_BEARER]),
+        CALLSCOPE_KAFKA_BOOTSTRAP=bootstrap,
+        CALLSCOPE_INGEST_PORT=str(port),
+        CALLSCOPE_INGEST_METRICS_ADDRESS="127.0.0.1:0",  # never the default port a real gateway may hold
+        CALLSCOPE_INGEST_TWILIO_AUTH_TOKEN=_TOKEN,
+        CALLSCOPE_INGEST_TWILIO_PUBLIC_URL=f"ws://127.0.0.1:{port}",
+        CALLSCOPE_INGEST_AUDIOHOOK_API_KEYS=json.dumps({_API_KEY: _SECRET}),
+        CALLSCOPE_INGEST_GENERIC_TOKENS=json.dumps([_BEARER]),
         CALLSCOPE_LOG_LEVEL="WARNING",
         CALLSCOPE_LOG_FORMAT="text",
     )
@@ -350,18 +352,38 @@ def _report(spec: LoadSpec, results: list[CallResult], counts: TopicCount, cpu) 
     return 0 if lost == 0 and not failed and ended == spec.calls else 1
 
 
-def main(spec: LoadSpec) -> int:
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.gateway",
+        description=(
+            "Starts an embedded broker and the gateway as a subprocess, drives concurrent calls over\n"
+            "loopback at real-time pace (Twilio, AudioHook and generic in turn) and prints open latency,\n"
+            "frame latency gateway -> topic, gateway CPU per call and frames lost."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--calls", type=int, default=200, help="concurrent calls (default 200)")
+    p.add_argument("--seconds", type=float, default=40.0, help="audio per call, seconds (default 40)")
+    p.add_argument(
+        "--ramp", type=float, default=5.0, help="calls start spread over this many seconds (default 5)"
+    )
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated, used in turn")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
+    if args.calls < 1 or args.seconds <= 0 or args.ramp < 0:
+        print("bench.gateway: --calls, --seconds must be positive", file=sys.stderr)
+        return 2
+    if not protocols or not set(protocols) <= set(PROTOCOLS):
+        print("bench.gateway: --protocols takes twilio, audiohook, generic", file=sys.stderr)
+        return 2
+    spec = LoadSpec(calls=args.calls, seconds=args.seconds, ramp_s=args.ramp, protocols=protocols)
     with embedded_kafka() as bootstrap:
         return asyncio.run(run(spec, bootstrap))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--ramp", type=float, default=5.0)
-    parser.add_argument("--protocols", default="twilio,audiohook,generic")
-    a = parser.parse_args()
-    sys.exit(main(LoadSpec(a.calls, a.seconds, a.ramp, tuple(a.protocols.split(",")))))
+    sys.exit(main())

@@ -1,8 +1,9 @@
-"""`callscope bench`: replay calls through the whole pipeline and measure it.
+"""Benchmark of the whole pipeline: `python -m bench.pipeline [STEREO_WAV ...] [options]`.
 
-Starts the broker and database (embedded unless KAFKA_BOOTSTRAP / DATABASE_URL are set) and the
-three stages as subprocesses, waits until each stage has joined its consumer group, replays the
-calls (`concurrency` at a time), waits until PostgreSQL holds every call ended with its finals and
+Replays calls through the pipeline and measures it. Starts the broker and database (embedded
+unless CALLSCOPE_KAFKA_BOOTSTRAP / CALLSCOPE_DATABASE_URL are set) and the three stages as
+subprocesses, waits until each stage has joined its consumer group, replays the calls
+(`concurrency` at a time), waits until PostgreSQL holds every call ended with its finals and
 their sentiment, then reads back what the pipeline produced: latency per stage from the stamps
 the events carry, and the CPU time each process spent per second of call audio. Nothing is
 asserted against a timer: it reports what it measured. Every wait has a deadline.
@@ -16,7 +17,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -30,11 +30,21 @@ from bench import procstat
 from bench.collect import read_call_events, stored_segments, wait_until_complete
 from bench.latency import stage_latencies
 from bench.report import BenchReport, EventCounts
+from deploy.cli_common import (
+    SERVICES_ENV,
+    UsageError,
+    configure_logging_from,
+    formatter,
+    logging_options,
+    shared_settings,
+)
 from deploy.runtime import services
-from deploy.stages import StageFailed, StageProcesses, stage_env, wait_until_ready
+from deploy.stages import StageFailed, StageProcesses, cancel_on, stage_env, wait_until_ready
 from ingest.events import Codec
 from ingest.replay import DEFAULT_FORMAT, ReplayCall, replay_call
 from ingest.wavsource import OutputFormat
+from pipeline.settings import SettingsError
+from pipeline.stage import run_until_signalled
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,11 +82,11 @@ async def run_bench(
         raise ValueError("speed must be >= 0 and concurrency >= 1")
     deadline = time.monotonic() + (timeout_s or default_timeout_s(calls, speed, concurrency))
     logdir = logdir or Path(tempfile.mkdtemp(prefix="callscope-bench-"))
-    database_url = environ.get("DATABASE_URL") or None
+    database_url = environ.get("CALLSCOPE_DATABASE_URL") or None
     if database_url and database_url.startswith("postgresql://"):
         database_url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
     machine = procstat.machine()
-    async with services(environ.get("KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
+    async with services(environ.get("CALLSCOPE_KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
         stages = StageProcesses(logdir, stage_env(environ, svc.kafka_bootstrap, svc.database_url, partitions))
         try:
             await stages.start()
@@ -199,31 +209,36 @@ def repeated(calls: list[ReplayCall], times: int, run_id: str | None = None) -> 
 
 def run_and_print(
     calls: list[ReplayCall], args: argparse.Namespace, environ: dict[str, str], partitions: int
-):
-    """Shared by `callscope bench` and `python -m bench.real_speech`: run, print the report, write JSON."""
+) -> int:
+    """Shared by `python -m bench.pipeline` and `bench.real_speech`: run, print the report, write JSON."""
     if args.speed < 0 or args.concurrency < 1 or args.calls < 1:
         print("bench: --speed must be >= 0, --concurrency and --calls >= 1", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     fmt = OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate)
 
+    async def measure() -> BenchReport:
+        return await run_bench(
+            calls,
+            speed=args.speed,
+            fmt=fmt,
+            concurrency=args.concurrency,
+            partitions=partitions,
+            environ=environ,
+            timeout_s=args.timeout,
+        )
+
     async def main() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)  # unwinds through every finally
         audio_s = sum(c.recording.duration_s for c in calls)
         print(f"bench: {len(calls)} calls, {audio_s:.0f} s of call audio; starting ...", flush=True)
+        reports: list[BenchReport] = []
+
+        async def until_done(stop: asyncio.Event) -> None:
+            # A signal cancels the run: that unwinds through every finally, nothing is left running.
+            reports.append(await cancel_on(stop, measure()))
+
         try:
-            report = await run_bench(
-                calls,
-                speed=args.speed,
-                fmt=fmt,
-                concurrency=args.concurrency,
-                partitions=partitions,
-                environ=environ,
-                timeout_s=args.timeout,
-            )
+            await run_until_signalled(until_done)
         except (StageFailed, ValueError) as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
@@ -234,6 +249,7 @@ def run_and_print(
         except asyncio.CancelledError:
             print("bench interrupted", file=sys.stderr)
             return 130
+        report = reports[0]
         print(report.render(), flush=True)
         if args.json:
             text = json.dumps(report.to_json(), indent=2) + "\n"
@@ -243,16 +259,57 @@ def run_and_print(
     return asyncio.run(main())
 
 
-def main(args: argparse.Namespace, environ: dict[str, str] | None = None, partitions: int = 8) -> int:
-    """`callscope bench`: the given stereo WAVs, or the bundled demo call, each `--calls` times."""
+def run_options(parser: argparse.ArgumentParser, *, concurrency: int) -> None:
+    """The options of a benchmark run (shared with bench.real_speech)."""
+    add = parser.add_argument
+    add("--concurrency", type=int, default=concurrency, help=f"calls at once (default {concurrency})")
+    add("--speed", type=float, default=1.0, help="replay pace, multiple of real time (0 = max)")
+    add("--codec", choices=("mulaw", "pcm16"), default="mulaw", help="default mulaw")
+    add("--rate", type=int, choices=(8000, 16000), default=8000, help="Hz, default 8000")
+    add("--json", metavar="OUT", help="also write the figures to this JSON file")
+    add("--timeout", type=float, help="give up after this many seconds (default: from the audio)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.pipeline",
+        parents=[logging_options()],
+        description=(
+            "Benchmark of the whole pipeline, started as the demo starts it: replays calls (the bundled\n"
+            "demo call unless WAVs are given), waits until PostgreSQL holds every call, then prints p50\n"
+            "and p95 of each stage's latency (from the stamps the events carry) and each process's CPU\n"
+            "seconds per second of call audio (from /proc). See README, 'Measured'."
+        ),
+        epilog=SERVICES_ENV,
+        formatter_class=formatter,
+    )
+    p.add_argument("files", nargs="*", metavar="STEREO_WAV", help="calls to replay (default: demo call)")
+    p.add_argument("--calls", type=int, default=1, help="replay each recording N times (default 1)")
+    run_options(p, concurrency=1)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The given stereo WAVs, or the bundled demo call, each `--calls` times."""
     from ingest.demo import DEMO_CALL_WAV
 
+    args = parser().parse_args(argv)
+    environ = dict(os.environ)
+    try:
+        # Its own terminal is for the report; the stages log at INFO into their own files.
+        configure_logging_from(args, environ, "WARNING")
+        partitions = shared_settings().partitions
+    except (UsageError, SettingsError) as exc:
+        print(f"bench.pipeline: {exc}", file=sys.stderr)
+        return 2
     files = [Path(f) for f in args.files] or [DEMO_CALL_WAV]
     try:
         calls = [ReplayCall.from_stereo(f, agent_id="agent-bench", queue="bench") for f in files]
     except (OSError, ValueError) as exc:  # missing file, not a stereo PCM16 WAV
-        print(f"callscope bench: {exc}", file=sys.stderr)
+        print(f"bench.pipeline: {exc}", file=sys.stderr)
         return 2
-    return run_and_print(
-        repeated(calls, args.calls), args, dict(os.environ if environ is None else environ), partitions
-    )
+    return run_and_print(repeated(calls, args.calls), args, environ, partitions)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

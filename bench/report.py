@@ -76,7 +76,7 @@ class BenchReport:
         pace = f"{self.speed:g}x real time" if self.speed > 0 else "as fast as possible"
         c = self.counts
         lines = [
-            f"callscope bench: {self.calls} calls, {self.call_audio_s:.1f} s of call audio "
+            f"pipeline benchmark: {self.calls} calls, {self.call_audio_s:.1f} s of call audio "
             f"({2 * self.call_audio_s:.1f} leg-seconds), {pace}, {self.concurrency} at a time, "
             f"{self.codec} {self.sample_rate_hz} Hz, {self.partitions} partitions",
             f"machine: {self.machine.describe()}",

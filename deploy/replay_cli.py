@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from deploy.cli_common import UsageError, formatter
+
 
 def add_replay_command(analyze: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
     """`analyze` keeps running the worker when no subcommand is given."""
@@ -22,8 +24,8 @@ def add_replay_command(analyze: argparse.ArgumentParser, parent: argparse.Argume
             "with the file's version (origin 'replay'), beside the events stored live. Replaying the same\n"
             "version twice changes nothing; a version already stored with other content is refused."
         ),
-        epilog="environment:\n  DATABASE_URL   postgresql+asyncpg://user:pass@host/db (required)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="environment:\n  CALLSCOPE_DATABASE_URL   postgresql+asyncpg://user:pass@host/db (required)",
+        formatter_class=formatter,
     )
     replay.add_argument("--rules", type=Path, required=True, help="rule file (YAML) whose version to apply")
     which = replay.add_mutually_exclusive_group(required=True)
@@ -36,11 +38,11 @@ def add_replay_command(analyze: argparse.ArgumentParser, parent: argparse.Argume
 
 
 def cmd_analyze_replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from deploy.cli import UsageError
-
-    url = environ.get("DATABASE_URL", "").strip()
+    url = environ.get("CALLSCOPE_DATABASE_URL", "").strip()
     if not url:
-        raise UsageError("DATABASE_URL is not set: export DATABASE_URL=postgresql+asyncpg://...")
+        raise UsageError(
+            "CALLSCOPE_DATABASE_URL is not set: export CALLSCOPE_DATABASE_URL=postgresql+asyncpg://..."
+        )
     if not args.rules.is_file():
         raise UsageError(f"no rule file at {args.rules}")
     result = asyncio.run(_replay(url, args))

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from deploy.cli_common import UsageError, formatter
+
+# The settings base's default drain (StageSettings.drain_deadline_s): a first signal stops accepting
+# and closes the open sessions; what is still running after this long is cancelled.
+DRAIN_DEADLINE_S = 5.0
+
 
 def add_serve_command(transcribe: argparse.ArgumentParser, parent: argparse.ArgumentParser) -> None:
     """`transcribe` keeps running the worker when no subcommand is given."""
@@ -22,9 +28,10 @@ def add_serve_command(transcribe: argparse.ArgumentParser, parent: argparse.Argu
         epilog=(
             "environment:\n"
             "  CALLSCOPE_SERVE_API_KEY  require `Authorization: Bearer <key>` on /v1/realtime\n"
-            "\nRuns until SIGTERM or SIGINT."
+            f"\nRuns until SIGTERM or SIGINT (then drains within {DRAIN_DEADLINE_S:g} s); a second signal\n"
+            "cancels at once."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="default 8000")
@@ -45,7 +52,7 @@ def add_serve_command(transcribe: argparse.ArgumentParser, parent: argparse.Argu
 
 
 def cmd_transcribe_serve(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    from deploy.cli import UsageError, run_until_signalled
+    from pipeline.stage import run_until_signalled
     from transcribe.serve import ServeConfig, run_server
     from transcribe.whisper_engine import WhisperConfig, shared_engine
 
@@ -65,5 +72,5 @@ def cmd_transcribe_serve(args: argparse.Namespace, environ: dict[str, str]) -> i
         engine = await asyncio.to_thread(shared_engine, whisper)
         await run_server(config, stop=stop, engine=engine)
 
-    asyncio.run(run_until_signalled(main))
+    asyncio.run(run_until_signalled(main, drain_deadline_s=DRAIN_DEADLINE_S))
     return 0

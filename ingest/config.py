@@ -1,32 +1,25 @@
-"""Settings of the telephony gateway: one frozen object, read from the environment by main()."""
+"""Settings of the telephony gateway: one frozen object, built once per process (the CLI's load_settings)."""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from pipeline.topics import TOPICS
+from pipeline.settings import StageSettings
 
 
-class GatewayConfig(BaseSettings):
-    """Env vars: CALLSCOPE_GATEWAY_<FIELD> (KAFKA_BOOTSTRAP also accepted for the broker).
+class GatewayConfig(StageSettings):
+    """`CALLSCOPE_INGEST_*` variables, beside the shared broker and topic settings.
 
-    Dicts and lists are JSON, e.g. CALLSCOPE_GATEWAY_AUDIOHOOK_API_KEYS='{"key": "c2VjcmV0..."}'.
+    Dicts and lists are JSON, e.g. CALLSCOPE_INGEST_AUDIOHOOK_API_KEYS='{"key": "c2VjcmV0..."}'.
     A protocol with no credentials configured refuses every connection unless
     allow_unauthenticated is set (for a lab, never in production).
     """
 
-    model_config = SettingsConfigDict(env_prefix="CALLSCOPE_GATEWAY_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CALLSCOPE_INGEST_")
 
-    kafka_bootstrap: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices(
-            "CALLSCOPE_GATEWAY_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP", "kafka_bootstrap"
-        ),
-    )
+    metrics_address: str = "127.0.0.1:9401"
     client_id: str = "callscope-ingest-gateway"
-    audio_topic: str = TOPICS.audio
-    deadletter_topic: str = TOPICS.deadletter
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
 
@@ -47,5 +40,3 @@ class GatewayConfig(BaseSettings):
     dead_letter_spool_max_bytes: int = Field(50_000_000, ge=0)
     close_wait_s: float = Field(5.0, ge=0)  # AudioHook: wait this long for the client's close
     linger_ms: int = Field(5, ge=0, le=1_000)
-    metrics_port: int | None = Field(None, ge=0, le=65535)
-    metrics_host: str = "127.0.0.1"

@@ -40,6 +40,7 @@ from ingest.routes import authenticate, new_session, source_for
 from ingest.signatures import AuthError, NonceCache
 from ingest.sink import BrokerUnavailable, CallWriter
 from pipeline.deadletter import DeadLetterSink, DeadLetterSpool, dead_letter
+from pipeline.stage import metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -302,12 +303,9 @@ async def open_gateway(config: GatewayConfig) -> AsyncIterator[Gateway]:
         await producer.stop()
 
 
-async def run(config: GatewayConfig, stop: asyncio.Event) -> None:
-    """Serve until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
-    if config.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(config.metrics_port, addr=config.metrics_host)
-    async with open_gateway(config):
-        await stop.wait()
+async def run(config: GatewayConfig, *, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set (the CLI sets it on SIGTERM/SIGINT), then end every open call."""
+    with metrics_server(config.metrics_host_port(), stage="ingest"):
+        async with open_gateway(config):
+            await stop.wait()
     log.info("gateway stopped")

@@ -27,7 +27,8 @@ def _short_demo_call() -> ReplayCall:
 
 @pytest.mark.e2e
 async def test_bench_reports_latency_of_every_stage_and_cpu_of_every_process(tmp_path: Path) -> None:
-    environ = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "DATABASE_URL")}
+    given = ("CALLSCOPE_KAFKA_BOOTSTRAP", "CALLSCOPE_DATABASE_URL")  # embedded ones for the test
+    environ = {k: v for k, v in os.environ.items() if k not in given}
 
     report = await run_bench(
         [_short_demo_call()], speed=0, concurrency=1, partitions=2, environ=environ, logdir=tmp_path

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from urllib.request import urlopen
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -18,11 +19,11 @@ from websockets.exceptions import InvalidStatus
 
 from bench.clients import AudioHookClient, GenericClient, TwilioClient, interleave
 from bench.procstat import child_pids_named
-from deploy.runtime import embedded_kafka
+from deploy.runtime import embedded_kafka, free_port
 from ingest import metrics
 from ingest.config import GatewayConfig
 from ingest.events import AudioFrame, CallEnded, CallStarted, Codec, parse_audio_record
-from ingest.gateway import open_gateway
+from ingest.gateway import open_gateway, run
 from pipeline.deadletter import DeadLetter
 from pipeline.kafka import create_topics
 from pipeline.topics import TOPICS
@@ -358,3 +359,32 @@ async def test_stopping_the_gateway_ends_open_calls_as_gateway_shutdown(bootstra
     code, _ = await client.wait_closed()
     assert code == 1001  # going away: the source may reconnect to another gateway
     assert (await call_records(bootstrap, "pbx-shutdown"))[-1].reason == "gateway_shutdown"
+
+
+async def test_run_serves_metrics_on_its_configured_address_until_stopped(bootstrap):
+    port = free_port()
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        run(gateway_config(bootstrap, metrics_address=f"127.0.0.1:{port}"), stop=stop)
+    )
+
+    def scrape() -> str:
+        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            assert not running.done(), running.exception()
+            try:
+                body = await asyncio.to_thread(scrape)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"no /metrics on 127.0.0.1:{port} within {DEADLINE_S} s"
+                await asyncio.sleep(0.05)
+        assert "callscope_ingest_frames_total" in body
+    finally:
+        stop.set()
+        await running
+    with pytest.raises(OSError):
+        await asyncio.to_thread(scrape)  # stopped with the gateway: the port is free again
