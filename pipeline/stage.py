@@ -11,11 +11,11 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
+if TYPE_CHECKING:  # aiokafka loads in flush_then_commit: the SageMaker bridge image has none
+    from aiokafka import TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ async def flush_then_commit(
     records are read again by the next owner, which is safe because every durable id is
     deterministic. A flush error propagates: nothing may be committed past an unsent record.
     """
+    from aiokafka.errors import CommitFailedError, KafkaError
+    from aiokafka.structs import OffsetAndMetadata
+
     if not offsets:
         return True
     if producer is not None:

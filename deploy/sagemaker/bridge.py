@@ -6,8 +6,9 @@ vLLM reads text frames only (a binary frame drops its session without a close fr
 are decoded as UTF-8 and forwarded as text. The socket is accepted before the upstream connect starts:
 SageMaker wants the accept within 250 ms, and a busy vLLM may take longer to answer its handshake.
 
-Imports aiohttp and the standard library only (plus pipeline.logs in main()), so the container needs no
-callscope install. Run: `python -m deploy.sagemaker.bridge --upstream http://127.0.0.1:8081`.
+Imports aiohttp, the standard library and two ground-floor modules (pipeline.stage for signals and
+the drain deadline, pipeline.logs), so the container needs no callscope install: its Dockerfile
+copies these files only. Run: `python -m deploy.sagemaker.bridge --upstream http://127.0.0.1:8081`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import itertools
 import logging
 import os
-import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import WSCloseCode, web
 
 from deploy.sagemaker.relay import Relay
+from pipeline.stage import run_until_signalled
 
 logger = logging.getLogger("callscope.sagemaker.bridge")
 
@@ -50,6 +51,8 @@ class BridgeConfig:
     max_message_bytes: int = 16 * 1024 * 1024
     # Client frames waiting for the upstream (its handshake, or a slow send); a full queue stops reading.
     max_pending_frames: int = 32
+    # After SIGTERM (SageMaker's stop) open streams are closed with 1001; cancelled after this long.
+    drain_deadline_s: float = 5.0
 
     @property
     def realtime_url(self) -> str:
@@ -154,12 +157,8 @@ async def running_bridge(config: BridgeConfig) -> AsyncIterator[tuple[str, int]]
         await runner.cleanup()
 
 
-async def serve_forever(config: BridgeConfig) -> None:
-    """Serve until SIGTERM (SageMaker's stop) or SIGINT, then close open streams with 1001."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def serve(config: BridgeConfig, *, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set, then close open streams with 1001."""
     async with running_bridge(config):
         await stop.wait()
 
@@ -204,7 +203,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(
         os.environ.get("CALLSCOPE_LOG_FORMAT", "json"), os.environ.get("CALLSCOPE_LOG_LEVEL", "INFO")
     )  # type: ignore[arg-type]
-    asyncio.run(serve_forever(config))
+    try:
+        asyncio.run(
+            run_until_signalled(
+                lambda stop: serve(config, stop=stop), drain_deadline_s=config.drain_deadline_s
+            )
+        )
+    except asyncio.CancelledError:  # a second signal, or streams still open at the drain deadline
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
