@@ -132,7 +132,7 @@ async def search_segments(engine: AsyncEngine, who: Principal, f: SearchQuery) -
         literal_column(f"'{TS_CONFIG}'::regconfig"),
         hits.c.text,
         tsquery,
-        f"StartSel={_HIT_START}, StopSel={_HIT_STOP}, MaxWords=24, MinWords=8, MaxFragments=2",
+        f"StartSel={_HIT_START}, StopSel={_HIT_STOP}, MaxWords=30, MinWords=12",
     )
     query = select(*(c for c in hits.c if c.name != "text"), headline.label("snippet")).order_by(
         hits.c.rank.desc(), hits.c.call_id, hits.c.start_ms

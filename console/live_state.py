@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyze.events import (
@@ -35,6 +35,7 @@ MAX_LINES_PER_CALL = 2000
 MAX_MARKS_PER_CALL = 500
 MAX_SENTIMENT_POINTS = 600
 MAX_LATENCY_SAMPLES = 200
+MAX_UNROUTED = 50
 LATENCY_STAGES = ("audio_to_partial", "speech_end_to_final", "final_to_hint")
 
 
@@ -119,6 +120,9 @@ class LiveCall:
     leg_errors: list[dict[str, Any]] = field(default_factory=list)
     redactions: int = 0
     _partial_seen: set[str] = field(default_factory=set)
+    # Agent items folded before call.started told whose call it is (the assist and transcript
+    # topics are read independently, so a hint can arrive first); sent on call.started.
+    _unrouted: list[AgentItem] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
@@ -243,19 +247,17 @@ class LiveState:
                 if call.ended_at is not None and call.ended_at < event.started_at:
                     call.ended_at = None  # the same call id started again (a replay)
                 call.version = self._bump()
-                return [
-                    self._agent_item(
-                        call, f"start-{event.call_id}", "call.started", call.row(event.started_at)
-                    )
-                ]
+                started = self._agent_item(
+                    call, f"start-{event.call_id}", "call.started", call.row(event.started_at)
+                )
+                held, call._unrouted = call._unrouted, []
+                return [*started, *(replace(item, agent_id=call.agent_id) for item in held)]
             case TranscriptCallEnded():
                 call = self._call(event.call_id, now)
                 call.ended_at, call.end_reason = event.ended_at, event.reason
                 call.version = self._bump()
                 self.removed.append((call.version, call.call_id))
-                return [
-                    self._agent_item(call, f"end-{event.call_id}", "call.ended", {"call_id": call.call_id})
-                ]
+                return self._agent_item(call, f"end-{event.call_id}", "call.ended", {"call_id": call.call_id})
             case PartialSegment() | FinalSegment():
                 self._fold_segment(self._call(event.call_id, now), event)
             case LegError():
@@ -312,13 +314,11 @@ class LiveState:
                         line.sentiment = event.compound
                         line.version = self._bump()
                 if event.leg == "customer":
-                    items.append(
-                        self._agent_item(
-                            call,
-                            f"snt-{event.segment_id}-{event.revision}-{int(event.final)}",
-                            "sentiment",
-                            {"call_id": call.call_id, "compound": event.compound, "final": event.final},
-                        )
+                    items += self._agent_item(
+                        call,
+                        f"snt-{event.segment_id}-{event.revision}-{int(event.final)}",
+                        "sentiment",
+                        {"call_id": call.call_id, "compound": event.compound, "final": event.final},
                     )
             case AgentHint() | SupervisorAlert():
                 if event.event_id not in call.marks:
@@ -350,7 +350,7 @@ class LiveState:
                     )
                     mark.version = self._bump()
                     if isinstance(event, AgentHint) or event.category in self._agent_alert_categories:
-                        items.append(self._agent_item(call, event.event_id, mark.kind, mark.view()))
+                        items += self._agent_item(call, event.event_id, mark.kind, mark.view())
             case ComplianceState():
                 call.compliance_version = event.rule_version
                 call.compliance = tuple(step.model_dump(exclude={"v"}) for step in event.steps)
@@ -368,8 +368,16 @@ class LiveState:
     def _position_ms(call: LiveCall, at: float) -> int:
         return max(0, round((at - call.started_at) * 1000)) if call.started_at else 0
 
-    def _agent_item(self, call: LiveCall, item_id: str, kind: str, data: dict[str, Any]) -> AgentItem:
-        return AgentItem(item_id=item_id, agent_id=call.agent_id, kind=kind, data=data)
+    def _agent_item(self, call: LiveCall, item_id: str, kind: str, data: dict[str, Any]) -> list[AgentItem]:
+        item = AgentItem(item_id=item_id, agent_id=call.agent_id, kind=kind, data=data)
+        if call.agent_id or call.started_at is not None:
+            return [item]
+        if kind == "sentiment" and call._unrouted and call._unrouted[-1].kind == "sentiment":
+            call._unrouted[-1] = item  # of early sentiments in a row only the latest matters
+        else:
+            call._unrouted.append(item)
+        del call._unrouted[:-MAX_UNROUTED]
+        return []
 
     def expire(self, now: float) -> list[str]:
         """Drop ended calls after their linger and calls silent for too long; returns their ids."""

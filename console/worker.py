@@ -100,6 +100,9 @@ async def run(
             ws="none",
         )
     )
+    # uvicorn's access line holds the query string (a searched phrase, a panel token): off, whatever
+    # logging configuration the process has; the app logs its own line without it.
+    logging.getLogger("uvicorn.access").disabled = True
     feed = LiveFeed(
         console.hub,
         bootstrap=config.kafka_bootstrap,

@@ -161,3 +161,18 @@ def test_detail_since_a_version_holds_only_what_changed():
     detail = state.calls["c1"].detail(now=call.t0, since=version)
     assert [line["text"] for line in detail["lines"]] == ["hi"]
     assert detail["lines"][0]["final"] is False
+
+
+def test_a_hint_read_before_its_call_started_reaches_the_agent_once_the_start_arrives():
+    call = ScriptedCall("c1", agent_id="ava")
+    state = LiveState()
+    early = fold_all(
+        state, call.hint(0, "retention.offer", "cancel", "Offer"), call.sentiment("customer", 0, -0.2)
+    )
+    assert early == []
+    items = fold_all(state, call.started())
+    assert [(i.kind, i.agent_id) for i in items] == [
+        ("call.started", "ava"),
+        ("hint", "ava"),
+        ("sentiment", "ava"),
+    ]
