@@ -85,6 +85,8 @@ case $command in
         # Scripted test speech (espeak-ng, sox) and real 8 kHz phone prompts (Asterisk, CC-BY-SA:
         # installed, never copied into the repository).
         apt_install espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en
+        # The console's browser tests drive Debian's chromium (Playwright never downloads one).
+        apt_install chromium
         ensure_venv '.[test]'
         # The real vLLM server (CPU, tiny random model) for tests/conformance: in CI, or on request.
         if [[ ${CI:-} == true || ${CALLSCOPE_VLLM_PEER:-} == 1 ]]; then
