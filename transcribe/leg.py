@@ -52,6 +52,21 @@ class LegStream:
         self._ready = asyncio.Event()
         self.error: SessionError | None = None  # the session's last error, if it reported one
 
+    @classmethod
+    def from_frame(
+        cls, frame: AudioFrame, *, session: SpeechSession, emit: Emit, max_gap_samples: int
+    ) -> LegStream:
+        """A stream for `frame`'s leg that starts at `frame`, decoding the leg's codec."""
+        return cls(
+            call_id=frame.call_id,
+            leg=frame.leg,
+            session=session,
+            decoder=LegDecoder(frame.codec, frame.sample_rate_hz),
+            base_position=samples_at_16k(frame.offset_samples, frame.sample_rate_hz),
+            emit=emit,
+            max_gap_samples=max_gap_samples,
+        )
+
     def accepts(self, frame: AudioFrame) -> bool:
         """False when the frame lies too far past the audio sent (a new session must take it)."""
         position = samples_at_16k(frame.offset_samples, frame.sample_rate_hz)

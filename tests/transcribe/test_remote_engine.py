@@ -20,13 +20,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from tests.sagemaker_fakes import RealtimeStreamFake
 from transcribe.config import TranscribeConfig
+from transcribe.engines import sagemaker_session_factory, session_factory_for
 from transcribe.realtime_client import RealtimeConnection
 from transcribe.realtime_turns import TurnBook, Utterance
 from transcribe.sagemaker_transport import SageMakerClientMissing, SageMakerConnection
 from transcribe.segmenter import TurnEnded, TurnStarted
 from transcribe.session import FinalText, PartialText, SessionError, SessionEvent
 from transcribe.vllm_session import VllmSession
-from transcribe.worker import sagemaker_session_factory, session_factory_for
 
 SAGEMAKER = {
     "engine": "sagemaker",

@@ -1,0 +1,79 @@
+"""The worker's wiring without a broker: in-memory consumer, producer and sessions (fakes.py).
+
+The real broker and model run in test_worker.py; here the order of events, the commits and what
+a revoke does are checked in a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from aiokafka import TopicPartition
+
+from ingest.events import encode_audio_record
+from pipeline.topics import TOPICS
+from tests.transcribe.calls import call_records, frames_of
+from tests.transcribe.fakes import FakeConsumer, FakeProducer, FakeSessionFactory
+from transcribe.config import TranscribeConfig
+from transcribe.events import FinalSegment, parse_transcript_event
+from transcribe.worker import TranscribeWorker
+
+P0 = TopicPartition(TOPICS.audio, 0)
+
+
+def one_second_call(call_id: str) -> list[bytes]:
+    """call.started, 1 s of customer audio in 20 ms mu-law frames, call.ended."""
+    frames = frames_of(call_id, "customer", np.zeros(8_000, dtype=np.int16), sample_rate_hz=8_000)
+    return [encode_audio_record(r) for r in call_records(call_id, {"customer": frames})]
+
+
+class Running:
+    def __init__(self) -> None:
+        self.consumer = FakeConsumer(TOPICS.audio, partitions=(0,))
+        self.producer = FakeProducer(self.consumer.log)
+        self.sessions = FakeSessionFactory(turn_ms=200)
+        config = TranscribeConfig(metrics_address="off", commit_interval_s=0.05)
+        self.worker = TranscribeWorker(config, self.consumer, self.producer, self.sessions)
+        self.stop = asyncio.Event()
+
+    def transcripts(self) -> list:
+        return [parse_transcript_event(v) for v in self.producer.values(TOPICS.transcripts)]
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.transcripts()]
+
+
+async def test_a_call_is_transcribed_in_order_and_committed_past_its_end() -> None:
+    running = Running()
+    records = one_second_call("c1")
+    running.consumer.deliver(0, values=records)
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: "call.ended" in running.types())
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    types = running.types()
+    assert types[0] == "call.started" and types[-1] == "call.ended"
+    finals = [e for e in running.transcripts() if isinstance(e, FinalSegment)]
+    assert [(f.start_ms, f.end_ms) for f in finals] == [(s, s + 200) for s in range(0, 1_000, 200)]
+    assert running.consumer.commits[-1] == {P0: len(records)}
+    assert running.consumer.log[-2:] == ["flush", "commit"]
+
+
+async def test_a_revoked_partitions_open_call_is_dropped_and_committed_no_further_than_its_start() -> None:
+    running = Running()
+    records = one_second_call("c1")[:-1]  # still open: no call.ended
+    running.consumer.deliver(0, values=records)
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: running.types().count("segment.final") == 5)
+    await running.worker.partitions_revoked({P0})
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    assert running.consumer.commits == [{P0: 0}]  # the next owner reads the call from its start
+    assert "call.ended" not in running.types()
+    (session,) = running.sessions.sessions[("c1", "customer")]
+    assert session.closed and not session.ended  # cancelled, not finished

@@ -1,0 +1,59 @@
+"""Which speech engine a worker's sessions run on: the embedded CPU engine, or a /v1/realtime server
+reached over a WebSocket or through a SageMaker endpoint. Heavy imports stay in the functions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ingest.events import Leg
+from transcribe.config import TranscribeConfig
+from transcribe.session import SessionFactory
+
+if TYPE_CHECKING:
+    from transcribe.connector import Connect
+    from transcribe.sagemaker_stream import StreamOpener
+
+
+def local_session_factory(config: TranscribeConfig) -> SessionFactory:
+    """Sessions on the embedded CPU engine; the model is loaded once per process."""
+    from transcribe.local_session import LocalSession
+    from transcribe.whisper_engine import shared_engine
+
+    engine = shared_engine(config.whisper())
+    session_config = config.local_session()
+
+    def open_session(*, call_id: str, leg: Leg) -> LocalSession:
+        return LocalSession(engine, session_config)
+
+    return open_session
+
+
+def vllm_session_factory(config: TranscribeConfig, connect: Connect | None = None) -> SessionFactory:
+    """Sessions on a /v1/realtime server (vLLM, or `callscope transcribe serve`), or through `connect`."""
+    from transcribe.vllm_session import VllmSession
+
+    session_config = config.vllm_session(connect)
+
+    def open_session(*, call_id: str, leg: Leg) -> VllmSession:
+        return VllmSession(session_config)
+
+    return open_session
+
+
+def sagemaker_session_factory(config: TranscribeConfig, opener: StreamOpener | None = None) -> SessionFactory:
+    """Sessions on vLLM behind a SageMaker endpoint. The HTTP/2 client is resolved here, so a
+    worker without it fails at start (SageMakerClientMissing names the extra), not on every leg."""
+    from transcribe.sagemaker_transport import sdk_stream_opener
+
+    return vllm_session_factory(config, config.realtime_connect(opener=opener or sdk_stream_opener()))
+
+
+def session_factory_for(config: TranscribeConfig) -> SessionFactory:
+    """The engine the config selects (`engine`: local, vllm or sagemaker)."""
+    match config.engine:
+        case "vllm":
+            return vllm_session_factory(config)
+        case "sagemaker":
+            return sagemaker_session_factory(config)
+        case "local":
+            return local_session_factory(config)
