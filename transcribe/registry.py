@@ -20,6 +20,7 @@ from transcribe.leg import LegStream
 log = logging.getLogger(__name__)
 
 LEGS: tuple[Leg, ...] = ("agent", "customer")
+_Running = tuple[LegStream, asyncio.Task[None]]  # a stream and the task running it
 
 
 class CallLegs:
@@ -28,8 +29,8 @@ class CallLegs:
     def __init__(self, spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]) -> None:
         self._spawn = spawn
         self._active: dict[tuple[str, Leg], LegStream] = {}
-        self._streams: dict[str, list[tuple[LegStream, asyncio.Task[None]]]] = {}
-        self._closers: dict[str, asyncio.Task[None]] = {}
+        self._streams: dict[str, list[_Running]] = {}  # the streams of each open call
+        self._closing: dict[asyncio.Task[None], tuple[str, list[_Running]]] = {}  # closer: call, streams
         self._failed: set[tuple[str, Leg]] = set()
 
     def active(self, call_id: str, leg: Leg) -> LegStream | None:
@@ -88,42 +89,52 @@ class CallLegs:
         return (call_id, leg) in self._failed
 
     def close(self, call_id: str, then: Callable[[], Awaitable[None]]) -> None:
-        """In a task of its own: end the call's legs, wait for their finals, then `then()`."""
-        self._closers[call_id] = self._spawn(self._close(call_id, then), f"transcribe-close-{call_id}")
-
-    async def _close(self, call_id: str, then: Callable[[], Awaitable[None]]) -> None:
-        for leg in LEGS:
-            self._active.pop((call_id, leg), None)
-            self._failed.discard((call_id, leg))
+        """End the call's legs: at once they take no audio; in a task of its own, their input is
+        ended, their finals awaited, then `then()` runs. Cancelling that task cancels them too."""
+        self._detach_call(call_id)
         streams = self._streams.pop(call_id, [])
+        closer = self._spawn(self._close(streams, then), f"transcribe-close-{call_id}")
+        self._closing[closer] = (call_id, streams)
+        closer.add_done_callback(self._closed)
+
+    @staticmethod
+    async def _close(streams: list[_Running], then: Callable[[], Awaitable[None]]) -> None:
         for stream, _ in streams:
             await stream.end_input()
         for _, task in streams:
             await task
         await then()
-        self._closers.pop(call_id, None)
+
+    def _closed(self, closer: asyncio.Task[None]) -> None:
+        _, streams = self._closing.pop(closer, ("", []))
+        if closer.cancelled():
+            for _, task in streams:  # cancelled before or while waiting for them: none outlives it
+                task.cancel()
 
     def drop(self, call_id: str) -> None:
         """Forget the call without finishing it: cancel its streams and its closing."""
+        self._detach_call(call_id)
+        for _, task in self._streams.pop(call_id, []):
+            task.cancel()
+        for closer, (closing_id, _) in self._closing.items():
+            if closing_id == call_id:
+                closer.cancel()
+
+    def _detach_call(self, call_id: str) -> None:
         for leg in LEGS:
             self._active.pop((call_id, leg), None)
             self._failed.discard((call_id, leg))
-        for _, task in self._streams.pop(call_id, []):
-            task.cancel()
-        closer = self._closers.pop(call_id, None)
-        if closer:
-            closer.cancel()
 
     async def drain(self, timeout_s: float) -> None:
         """Give the calls being closed up to `timeout_s` to emit their finals."""
-        if self._closers:
-            await asyncio.wait(list(self._closers.values()), timeout=timeout_s)
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=timeout_s)
 
     def cancel_all(self) -> None:
         """Cancel every closing and every stream (on shutdown)."""
-        for task in [*self._closers.values(), *(t for s in self._streams.values() for _, t in s)]:
+        for task in [*self._closing, *(t for s in self._streams.values() for _, t in s)]:
             task.cancel()
 
     def __len__(self) -> int:
         """Calls with streams or a closing in progress."""
-        return len(self._streams.keys() | self._closers.keys())
+        return len(self._streams.keys() | {call_id for call_id, _ in self._closing.values()})

@@ -9,10 +9,11 @@ import time
 from collections.abc import AsyncIterator
 
 import numpy as np
+import pytest
 
 from ingest.events import AudioFrame
 from tests.transcribe.calls import frames_of
-from tests.transcribe.fakes import FakeSessionFactory
+from tests.transcribe.fakes import FakeSession, FakeSessionFactory
 from transcribe.events import FinalSegment, TranscriptEvent
 from transcribe.leg import LegStream
 from transcribe.registry import CallLegs
@@ -153,3 +154,37 @@ async def test_legs_without_audio_for_the_idle_timeout_are_retired() -> None:
 
         assert legs.registry.active("idle", "agent") is None
         assert legs.registry.active("busy", "agent") is busy
+
+
+class SlowToFinish(FakeSession):
+    """A session whose end_input waits until `finish` is set, as an engine flushing its last final."""
+
+    def __init__(self) -> None:
+        super().__init__(turn_ms=200)
+        self.finish = asyncio.Event()
+
+    async def end_input(self) -> None:
+        await self.finish.wait()
+        await super().end_input()
+
+
+@pytest.mark.parametrize("closer_started", [True, False])
+async def test_dropping_a_call_while_it_closes_cancels_every_one_of_its_streams(closer_started: bool) -> None:
+    async with running() as legs:
+        slow = SlowToFinish()
+        agent, customer = frames(leg="agent")[0], frames(leg="customer")[0]
+        await legs.registry.stream_for(
+            agent, lambda f: LegStream.from_frame(f, session=slow, emit=legs.emit, max_gap_samples=16_000)
+        )
+        await legs.feed(customer)
+        customer_task = task_named("transcribe-leg-c1-customer")
+        legs.registry.close("c1", then=lambda: asyncio.sleep(0))
+        closer = task_named("transcribe-close-c1")
+        if closer_started:
+            await asyncio.sleep(0)  # one turn of the loop: the closer starts and waits on the slow agent leg
+
+        legs.registry.drop("c1")
+        await asyncio.wait([closer, customer_task], timeout=10)
+
+        assert closer.cancelled() and customer_task.done()
+        assert len(legs.registry) == 0
