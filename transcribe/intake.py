@@ -153,6 +153,12 @@ class PartitionIntake:
         self.watermark.committed(offsets)
         return True
 
+    async def commit_every(self, interval_s: float) -> None:
+        """Commit every `interval_s` until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.commit()
+
     async def revoke(self, revoked: set[TopicPartition]) -> None:
         """Commit what is safe, then stop handling the revoked partitions and forget their offsets."""
         await self.commit()

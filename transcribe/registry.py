@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -77,6 +78,12 @@ class CallLegs:
             del self._active[(stream.call_id, stream.leg)]
             self._spawn(stream.end_input(), f"transcribe-idle-{stream.call_id}-{stream.leg}")
         return idle
+
+    async def retire_idle_every(self, idle_s: float, tick_s: float) -> None:
+        """Every `tick_s` until cancelled, retire the streams without audio for `idle_s`."""
+        while True:
+            await asyncio.sleep(tick_s)
+            self.retire_idle(time.monotonic(), idle_s)
 
     def fail(self, call_id: str, leg: Leg) -> bool:
         """Give up on the leg until its call ends; False when it was given up on already."""

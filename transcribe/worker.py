@@ -64,16 +64,24 @@ class TranscribeWorker:
         self._tg: asyncio.TaskGroup | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
+        """Fetch, commit and finalise idle legs until `stop` is set; then drain as run() says."""
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            fetch = tg.create_task(self._intake.run(self._spawn), name="transcribe-fetch")
-            housekeeping = tg.create_task(self._housekeeping_loop(), name="transcribe-housekeeping")
+            cfg = self._config
+            idle_tick_s = min(cfg.commit_interval_s, cfg.idle_leg_timeout_s / 2)
+            loops = [
+                tg.create_task(self._intake.run(self._spawn), name="transcribe-fetch"),
+                tg.create_task(self._intake.commit_every(cfg.commit_interval_s), name="transcribe-commit"),
+                tg.create_task(
+                    self._legs.retire_idle_every(cfg.idle_leg_timeout_s, idle_tick_s), name="transcribe-idle"
+                ),
+            ]
             await stop.wait()
-            fetch.cancel()
-            housekeeping.cancel()
+            for loop in loops:
+                loop.cancel()
             self._intake.stop()
             # Calls being closed get a moment to emit their finals; open calls are re-read on restart.
-            await self._legs.drain(self._config.drain_deadline_s * CLOSING_SHARE_OF_DRAIN)
+            await self._legs.drain(cfg.drain_deadline_s * CLOSING_SHARE_OF_DRAIN)
             self._legs.cancel_all()
         await self._intake.commit()
         log.info("transcription worker stopped")
@@ -153,19 +161,6 @@ class TranscribeWorker:
         topic = self._config.transcripts_topic
         await self._producer.send(topic, event.to_bytes(), key=event.call_id.encode())
 
-    async def _housekeeping_loop(self) -> None:
-        """Idle legs are finalised; offsets are committed every commit_interval_s."""
-        cfg = self._config
-        tick = min(cfg.commit_interval_s, cfg.idle_leg_timeout_s / 2)
-        last_commit = time.monotonic()
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            self._legs.retire_idle(now, cfg.idle_leg_timeout_s)
-            if now - last_commit >= cfg.commit_interval_s:
-                await self._intake.commit()
-                last_commit = now
-
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Commit what is safe, then drop the revoked partitions' calls without finishing them."""
         await self._intake.revoke(revoked)
@@ -179,10 +174,10 @@ async def run(
 ) -> None:
     """Serve /metrics and transcribe until `stop` is set; `callscope transcribe` runs this.
 
-    On stop: fetching stops; calls whose call.ended was read get up to 80% of drain_deadline_s to
-    emit their finals and call.ended; open calls are left to whoever reads the partition next (from
-    the committed offset: their call.started). Then the producer is flushed, what is safe is
-    committed, and the consumer and producer are closed.
+    On stop: fetching stops; calls whose call.ended was read get CLOSING_SHARE_OF_DRAIN (80%) of
+    drain_deadline_s to emit their finals and call.ended; open calls are left to whoever reads the
+    partition next (from the committed offset: their call.started). Then the producer is flushed,
+    what is safe is committed, and the consumer and producer are closed.
     """
     with metrics_server(config.metrics_host_port(), stage=STAGE):
         factory = session_factory or await asyncio.to_thread(session_factory_for, config)
