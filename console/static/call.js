@@ -155,9 +155,12 @@ async function start() {
   try {
     live = await cs.api("/api/live/calls/" + encodeURIComponent(callId));
   } catch (e) {
-    if (e.status === 404) return loadStored();
-    if (e.status === 403) return loadStored();  // shows the same refusal, from the store side
-    throw e;
+    if (e.status === 404) return loadStored();  // ended and gone from memory: the store has it
+    const box = document.getElementById("call-error");
+    box.textContent = e.status === 403 ? "You may not open this call." : "Could not load the call: " + e.message;
+    box.hidden = false;
+    document.getElementById("call-status").textContent = e.status === 403 ? "forbidden" : "unavailable";
+    return;
   }
   cs.feed(live.feed);
   apply(live, true);

@@ -34,10 +34,10 @@ function sentimentCell(value, trend) {
   const fill = bar.firstChild;
   fill.style.width = pct + "%";
   fill.style.marginLeft = value !== null && value < 0 ? (50 - pct) + "%" : "50%";
-  return cs.el("td", { class: "snt" },
+  return cs.el("td", {}, cs.el("div", { class: "snt" },
     cs.el("span", { class: "sval " + cs.sentimentClass(value), text: cs.sentiment(value) }),
     bar,
-    cs.el("span", { class: "trend", title: trend === null ? "" : "trend " + trend.toFixed(2), text: cs.trendArrow(trend) }));
+    cs.el("span", { class: "trend", title: trend === null ? "" : "trend " + trend.toFixed(2), text: cs.trendArrow(trend) })));
 }
 
 function complianceBadge(state) {

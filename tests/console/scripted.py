@@ -109,7 +109,17 @@ class ScriptedCall:
         )
 
     def hint(
-        self, start_ms: int, rule_id: str, matched: str, text: str, *, on_final: bool = True
+        self,
+        start_ms: int,
+        rule_id: str,
+        matched: str,
+        text: str,
+        *,
+        on_final: bool = True,
+        knowledge: tuple[str, str] = (
+            "Retention offers",
+            "Offer the loyalty discount before a cancellation.",
+        ),
     ) -> AgentHint:
         seg = segment_id(self.call_id, "customer", start_ms)
         return AgentHint(
@@ -122,11 +132,11 @@ class ScriptedCall:
             rule_version=RULES,
             matched=matched,
             segment_emitted_at=self.at(start_ms + 1500) + 0.3,
-            emitted_at=time.time(),
+            emitted_at=self.at(start_ms + 1500) + 0.34,
             category="retention",
             hint=text,
-            knowledge_title="Retention offers",
-            knowledge_snippet="Offer the loyalty discount before processing a cancellation.",
+            knowledge_title=knowledge[0],
+            knowledge_snippet=knowledge[1],
         )
 
     def alert(
@@ -152,7 +162,7 @@ class ScriptedCall:
             rule_version=RULES,
             matched=matched,
             segment_emitted_at=self.at(start_ms + 800) + 0.15,
-            emitted_at=time.time(),
+            emitted_at=self.at(start_ms + 800) + 0.19,
             category=category,
             severity=severity,  # type: ignore[arg-type]
             message=message,
