@@ -112,11 +112,16 @@ async def _measure(
     async def step(what: str, work: Awaitable[T]) -> T:
         """Run one step, failing fast when a stage dies or the run's deadline passes."""
         task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait(
-            {task, watcher},
-            timeout=max(0.1, deadline - time.monotonic()),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {task, watcher},
+                timeout=max(0.1, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        except asyncio.CancelledError:  # interrupted: the step's work stops with it, not after
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
         if task not in done:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

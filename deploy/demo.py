@@ -175,9 +175,14 @@ async def run_demo(
 async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining) -> None:
     async def step(what: str, coro, timeout_s: float):
         task = asyncio.ensure_future(coro)
-        done, _ = await asyncio.wait(
-            {task, watcher}, timeout=max(0.1, timeout_s), return_when=asyncio.FIRST_COMPLETED
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {task, watcher}, timeout=max(0.1, timeout_s), return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:  # interrupted: the step's work stops with it, not after
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
         if watcher in done:
             task.cancel()
             watcher.result()  # raises DemoFailed with the stage and its log
