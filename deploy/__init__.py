@@ -1,1 +1,1 @@
-"""What runs the pipeline: CLI, settings, embedded services, shared Kafka plumbing."""
+"""What runs the pipeline: the `callscope` CLI, embedded services, the demo, the images (top floor)."""
