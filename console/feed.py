@@ -9,6 +9,7 @@ A broker that goes away is reported on the page and retried; the feed then reads
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S = 2.0
 PROBE_TIMEOUT_S = 3.0
+STOP_TIMEOUT_S = 5.0
+REWIND_MARGIN_MS = 5000
 
 
 @dataclass
@@ -104,6 +107,7 @@ class LiveFeed:
         self._poll_timeout_ms = poll_timeout_ms
         self._retry = retry or RetryPolicy(base_delay_s=0.5, max_delay_s=5.0)
         self._monotonic = monotonic
+        self._lost_at_ms: int | None = None  # when the broker stopped answering
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until `stop`; a lost broker is retried for as long as the console runs."""
@@ -144,7 +148,9 @@ class LiveFeed:
             self._hub.set_status("live")
             await self._poll(consumer, partitions, cutoff_ms, stop)
         finally:
-            await consumer.stop()
+            # With the broker gone, aiokafka's stop waits on fetches that retry: bound it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
 
     async def _wait_for_partitions(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event
@@ -170,7 +176,13 @@ class LiveFeed:
             await consumer.seek_to_beginning(*partitions)
             return 0
         cutoff_ms = int((time.time() - self._readback_s) * 1000)
-        found = await consumer.offsets_for_times({tp: cutoff_ms for tp in partitions})
+        await self._seek_to_time(consumer, partitions, cutoff_ms)
+        return cutoff_ms
+
+    async def _seek_to_time(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition], at_ms: int
+    ) -> None:
+        found = await consumer.offsets_for_times({tp: at_ms for tp in partitions})
         empty = []
         for tp, hit in found.items():
             if hit is None:
@@ -181,7 +193,6 @@ class LiveFeed:
             # Nothing newer than the cutoff there: seek to the end. Tansu's end can be short by a
             # batch; the records that re-reads are older than the cutoff and skipped in _poll.
             await consumer.seek_to_end(*empty)
-        return cutoff_ms
 
     async def _poll(
         self,
@@ -212,10 +223,25 @@ class LiveFeed:
         self._hub.fold(kind, record.value, now)
 
     async def _probe(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
-        """A broker that restarted empty (Tansu keeps nothing) or went away ends this session."""
-        topics = await asyncio.wait_for(consumer._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
+        """Say on the page whether the broker answers. The consumer itself is kept: it reconnects on
+        its own, and after a restart that lost the topics (Tansu keeps nothing) its positions are
+        out of range, so it starts the new partitions from their beginning (auto_offset_reset)."""
+        try:
+            # aiokafka has no public "is the cluster reachable" call; a metadata refresh is one.
+            cluster = await asyncio.wait_for(consumer._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
+        except (KafkaError, OSError, TimeoutError):
+            if self._lost_at_ms is None:
+                self._lost_at_ms = int(time.time() * 1000)
+            self._hub.set_status("broker_unavailable")
+            return
         for tp in partitions:
-            known = topics.partitions_for_topic(tp.topic)
+            known = cluster.partitions_for_topic(tp.topic)
             if not known or tp.partition not in known:
-                raise KafkaError("assigned partition disappeared")
+                self._hub.set_status("waiting_for_topics")
+                return
+        if self._lost_at_ms is not None:
+            # A broker that restarted may hold fewer records than our positions (Tansu restarts
+            # empty): read again from just before the outage. Refolding is idempotent.
+            await self._seek_to_time(consumer, partitions, self._lost_at_ms - REWIND_MARGIN_MS)
+            self._lost_at_ms = None
         self._hub.set_status("live")
