@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipeline.topics import TOPICS
 
@@ -27,10 +28,38 @@ def shared(name: str, default: Any, **constraints: Any) -> Any:
     return Field(default, validation_alias=f"CALLSCOPE_{name}", **constraints)
 
 
+class _EnvSource(EnvSettingsSource):
+    """A shared field is read from its CALLSCOPE_<NAME> alone: populate_by_name (so code can pass
+    `kafka_bootstrap=...`) would also make pydantic-settings read <stage prefix><field name>."""
+
+    def _extract_field_info(
+        self, field: FieldInfo, field_name: str, model_config: Any = None
+    ) -> list[tuple[str, str, bool]]:
+        found = super()._extract_field_info(field, field_name, model_config)
+        if not isinstance(field.validation_alias, str):
+            return found
+        alias = field.validation_alias.lower()
+        return [entry for entry in found if entry[1].lower() == alias]
+
+
 class StageSettings(BaseSettings):
     """Broker address, partition count, topics and the /metrics address, for every stage."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # The base's own prefix serves commands that are not a stage (replay, demo, benchmarks).
+    model_config = SettingsConfigDict(
+        env_prefix="CALLSCOPE_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _EnvSource(settings_cls), file_secret_settings
 
     kafka_bootstrap: str = shared("KAFKA_BOOTSTRAP", "127.0.0.1:9092", min_length=1)
     # Partitions per topic: used when topics are created, and checked where co-partitioning matters.
@@ -85,6 +114,8 @@ def load_settings(cls: type[S], **values: Any) -> S:
 
 def _describe(err: Any, prefix: str) -> str:
     field = ".".join(str(p) for p in err["loc"])
+    if not field:
+        return f"settings: {err['msg']}"  # a check across several fields names them in its message
     if field.upper().startswith("CALLSCOPE_") or not prefix:
         name = field.upper() or "settings"  # a shared setting, named by its own variable
     else:

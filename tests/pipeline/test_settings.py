@@ -54,3 +54,27 @@ def test_retry_delays_double_up_to_the_cap_and_attempts_bound_the_retries():
     assert RetryPolicy(attempts=None).allows(10_000)
     with pytest.raises(ValueError):
         RetryPolicy(base_delay_s=2.0, max_delay_s=1.0)
+
+
+@pytest.mark.parametrize(
+    "old",
+    [
+        "KAFKA_BOOTSTRAP",
+        "CALLSCOPE_DEMOSTAGE_KAFKA_BOOTSTRAP",
+        "PARTITIONS",
+        "CALLSCOPE_DEMOSTAGE_PARTITIONS",
+    ],
+)
+def test_a_shared_setting_is_read_from_its_one_name_only(monkeypatch, old):
+    monkeypatch.setenv(old, "9")
+    settings = load_settings(DemoSettings)
+    assert (settings.kafka_bootstrap, settings.partitions) == ("127.0.0.1:9092", 8)
+    assert (
+        load_settings(DemoSettings, kafka_bootstrap="b:1", partitions=2).partitions == 2
+    )  # code passes names
+
+
+def test_commands_that_are_not_a_stage_read_the_base_under_the_callscope_prefix(monkeypatch):
+    monkeypatch.setenv("DRAIN_DEADLINE_S", "7")
+    monkeypatch.setenv("CALLSCOPE_DRAIN_DEADLINE_S", "3")
+    assert load_settings(StageSettings).drain_deadline_s == 3.0
