@@ -111,7 +111,9 @@ async def signed_in(url: str, username: str, password: str = PASSWORD) -> Signed
     """An HTTP client with the session cookie and the CSRF header of `username`."""
     client = SignedIn(base_url=url, timeout=10)
     response = await client.post("/api/login", json={"username": username, "password": password})
-    response.raise_for_status()
+    if response.is_error:
+        await client.aclose()
+        response.raise_for_status()
     client.headers["X-CSRF-Token"] = response.json()["csrf"]
     return client
 
