@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from analyze.assist import AssistPolicy
@@ -11,6 +9,7 @@ from analyze.events import AgentHint, AssistEvent, Sentiment, SupervisorAlert, a
 from analyze.rules import RuleMatcher, parse_rules
 from analyze.sentiment import SentimentScores
 from ingest.events import Leg
+from tests.analyze.policies import ticking_policy
 from transcribe.events import (
     FinalSegment,
     LegError,
@@ -63,8 +62,7 @@ def scorer() -> FakeScorer:
 
 @pytest.fixture
 def policy(scorer: FakeScorer) -> AssistPolicy:
-    clock = itertools.count(1000.0, 1.0)
-    return AssistPolicy(RuleMatcher(parse_rules(RULES)), scorer, clock=lambda: next(clock))
+    return ticking_policy(parse_rules(RULES), scorer)
 
 
 def _times(emitted_at: float = 500.0) -> StageTimes:

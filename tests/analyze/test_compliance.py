@@ -5,8 +5,6 @@ Time is the call position carried by segments (start_ms), so nothing here waits 
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from analyze.assist import AssistPolicy
@@ -15,6 +13,7 @@ from analyze.events import ComplianceState, SupervisorAlert
 from analyze.rules import RuleMatcher, parse_rules
 from analyze.sentiment import SentimentScores
 from ingest.events import Leg
+from tests.analyze.policies import ticking_policy
 from transcribe.events import (
     FinalSegment,
     PartialSegment,
@@ -58,8 +57,7 @@ class NeutralScorer:
 
 @pytest.fixture
 def policy() -> AssistPolicy:
-    clock = itertools.count(1000.0, 1.0)
-    return AssistPolicy(RuleMatcher(parse_rules(RULES)), NeutralScorer(), clock=lambda: next(clock))
+    return ticking_policy(parse_rules(RULES), NeutralScorer())
 
 
 def final(text: str, leg: Leg, start_ms: int, *, call_id: str = "c1") -> FinalSegment:

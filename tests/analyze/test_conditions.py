@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import textwrap
 
 import pytest
 
 from analyze.assist import AssistPolicy
 from analyze.events import AgentHint, AssistEvent, SupervisorAlert
-from analyze.rules import Conditions, RuleContext, RuleError, RuleMatcher, parse_rules_yaml
+from analyze.rules import Conditions, RuleContext, RuleError, parse_rules_yaml
 from analyze.sentiment import SentimentScores
 from ingest.events import Leg
+from tests.analyze.policies import ticking_policy
 from transcribe.events import FinalSegment, StageTimes, segment_id
 
 
@@ -86,8 +86,7 @@ class WordScorer:
 
 @pytest.fixture
 def policy() -> AssistPolicy:
-    clock = itertools.count(1000.0, 1.0)
-    return AssistPolicy(RuleMatcher(parse_rules_yaml(RULES)), WordScorer(), clock=lambda: next(clock))
+    return ticking_policy(parse_rules_yaml(RULES), WordScorer())
 
 
 def final(text: str, leg: Leg, start_ms: int, call_id: str = "c1") -> FinalSegment:

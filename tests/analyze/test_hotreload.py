@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from analyze.events import AgentHint
 from analyze.hotreload import RuleReloader
 from analyze.rules import RuleMatcher, load_rules
 from analyze.sentiment import SentimentScores
+from tests.analyze.policies import ticking_policy
 from transcribe.events import FinalSegment, StageTimes, segment_id
 
 V1 = """
@@ -49,8 +49,7 @@ def rules_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def policy(rules_file: Path) -> AssistPolicy:
-    clock = itertools.count(1000.0, 1.0)
-    return AssistPolicy(RuleMatcher(load_rules(rules_file)), NeutralScorer(), clock=lambda: next(clock))
+    return ticking_policy(load_rules(rules_file), NeutralScorer())
 
 
 @pytest.fixture

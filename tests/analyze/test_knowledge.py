@@ -18,11 +18,6 @@ from transcribe.events import FinalSegment, StageTimes, segment_id
 
 
 @pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder.load()
-
-
-@pytest.fixture(scope="module")
 def shipped(embedder: Embedder) -> KnowledgeBase:
     return KnowledgeBase.load(None, embedder)
 

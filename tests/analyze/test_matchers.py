@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from analyze.embeddings import Embedder
@@ -36,11 +35,6 @@ class BagOfWordsEmbedder:
                     out[row, self._index[word]] = 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder.load()
 
 
 def _targets(hits) -> list[tuple[int, str]]:
