@@ -16,7 +16,7 @@ from bench.clients import AudioHookClient, GenericClient, TwilioClient, interlea
 from ingest.config import GatewayConfig
 from ingest.gateway import open_gateway
 from ingest.wavsource import mulaw_encode, resample
-from tests.e2e.running import Pipeline, running_pipeline
+from tests.e2e.running import Pipeline
 from tests.speech import librivox_utterances, normalise_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")]
@@ -56,12 +56,6 @@ class Conversation:
             )
         n = min(len(customer), len(agent)) // step
         return [(customer[i * step : (i + 1) * step], agent[i * step : (i + 1) * step]) for i in range(n)]
-
-
-@pytest.fixture(scope="module")
-async def pipeline(tmp_path_factory):
-    async with running_pipeline(tmp_path_factory.mktemp("gateway-e2e-logs")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

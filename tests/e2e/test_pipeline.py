@@ -21,7 +21,7 @@ from pipeline.kafka import make_producer
 from pipeline.topics import TOPICS
 from store.queries import CallSummary
 from tests.calls import CANCEL_PHRASE, MANAGER_PHRASE, TestCall, standard_calls
-from tests.e2e.running import InjectingProducer, Pipeline, running_pipeline
+from tests.e2e.running import InjectingProducer, Pipeline
 from tests.speech import normalise_text
 from transcribe.events import FinalSegment
 
@@ -45,12 +45,6 @@ def calls() -> tuple[TestCall, TestCall]:
         print(reason)
         pytest.skip(reason)
     return first, second
-
-
-@pytest.fixture(scope="module")
-async def pipeline(tmp_path_factory, calls):
-    async with running_pipeline(tmp_path_factory.mktemp("e2e-stage-logs")) as running:
-        yield running
 
 
 def leg_wer(call: TestCall, summary: CallSummary, leg: Leg) -> float:
