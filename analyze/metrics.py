@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from pipeline.metrics import LATENCY_BUCKETS_S as _LATENCY_BUCKETS_S
 
 TRANSCRIPT_RECORDS = Counter(
     "callscope_analyze_transcript_records_total",

@@ -7,7 +7,7 @@ from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
-_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+from pipeline.metrics import LATENCY_BUCKETS_S as _FAST_BUCKETS
 
 OPEN_LATENCY = Histogram(
     "callscope_ingest_open_latency_seconds",

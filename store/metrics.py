@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from pipeline.metrics import LATENCY_BUCKETS_S
+
 RECORDS = Counter(
     "callscope_store_records_total",
     "Records consumed by the store, by topic and outcome (stored, ignored, deadlettered).",
@@ -26,7 +28,7 @@ WRITE_RETRIES = Counter(
 FINAL_TO_ROW_SECONDS = Histogram(
     "callscope_store_final_to_row_seconds",
     "Final segment emitted by the transcriber -> its row committed (wall clocks).",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    buckets=LATENCY_BUCKETS_S,
 )
 COMMIT_FAILURES = Counter(
     "callscope_store_commit_failures_total",

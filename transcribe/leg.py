@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from ingest.events import AudioFrame, Leg
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[TranscriptEvent], Awaitable[None]]
 _GAP_CHUNK_SAMPLES = RATE_HZ  # silence for gaps is sent in 1 s pieces, like any other audio
+# Audio captured this long before the leg's first frame reached this worker was on the broker
+# already: a worker that took the call over (or restarted) re-reads it from the last commit, and
+# what it emits for it is a re-send, not a latency (a healthy worker reads within milliseconds).
+RESENT_MARGIN_S = 2.0
+_sessions_per_call: Counter[str] = Counter()  # open sessions per call, for the active-calls gauge
 
 
 class LegStream:
@@ -50,6 +56,7 @@ class LegStream:
         self._max_gap_samples = max_gap_samples
         self._clock = clock
         self._ready = asyncio.Event()
+        self._opened_at: float | None = None  # when this worker received the leg's first frame
         self.error: SessionError | None = None  # the session's last error, if it reported one
 
     @classmethod
@@ -75,6 +82,8 @@ class LegStream:
     async def feed(self, frame: AudioFrame, received_at: float) -> None:
         await self._ready.wait()
         self.last_audio_at = time.monotonic()
+        if self._opened_at is None:
+            self._opened_at = received_at
         samples = self._decoder.decode(frame.payload)
         position = samples_at_16k(frame.offset_samples, frame.sample_rate_hz)
         placement = self._timeline.place(position, len(samples))
@@ -101,6 +110,8 @@ class LegStream:
 
     async def run(self) -> None:
         metrics.SESSIONS_OPEN.inc()
+        _sessions_per_call[self.call_id] += 1
+        metrics.CALLS_ACTIVE.set(len(_sessions_per_call))
         try:
             async with self._session:
                 self._ready.set()
@@ -115,6 +126,10 @@ class LegStream:
             self.ended = True
             self._ready.set()  # feeders waiting on a session that failed to open must not hang
             metrics.SESSIONS_OPEN.dec()
+            _sessions_per_call[self.call_id] -= 1
+            if _sessions_per_call[self.call_id] <= 0:
+                del _sessions_per_call[self.call_id]
+            metrics.CALLS_ACTIVE.set(len(_sessions_per_call))
 
     def _to_transcript(self, event: PartialText | FinalText | SessionError) -> TranscriptEvent:
         now = self._clock()
@@ -138,11 +153,21 @@ class LegStream:
             end_ms=end_ms,
             text=event.text,
         )
+        resent = self._opened_at is not None and captured_at < self._opened_at - RESENT_MARGIN_S
         if isinstance(event, PartialText):
-            metrics.PARTIAL_LATENCY.observe(max(0.0, now - captured_at))
+            if resent:
+                metrics.SEGMENTS_RESENT.labels("partial").inc()
+            else:
+                metrics.PARTIAL_LATENCY.observe(max(0.0, now - captured_at))
+                if event.revision == 0:
+                    speech_started_at = self._timeline.times_at(start)[0]
+                    metrics.FIRST_PARTIAL_LATENCY.observe(max(0.0, now - speech_started_at))
             times = StageTimes(audio_captured_at=captured_at, audio_received_at=received_at, emitted_at=now)
             return PartialSegment(**common, times=times, revision=event.revision)
-        metrics.FINAL_LATENCY.observe(max(0.0, now - captured_at))
+        if resent:
+            metrics.SEGMENTS_RESENT.labels("final").inc()
+        else:
+            metrics.FINAL_LATENCY.observe(max(0.0, now - captured_at))
         times = StageTimes(
             audio_captured_at=captured_at,
             audio_received_at=received_at,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+from pipeline.metrics import LATENCY_BUCKETS_S as _LATENCY_BUCKETS
 
 FRAMES_IN = Counter("callscope_transcribe_frames_total", "Audio frames accepted for transcription")
 RECORDS_IN = Counter("callscope_transcribe_records_total", "Records read from the audio topic")
@@ -18,6 +18,20 @@ FINAL_LATENCY = Histogram(
     "Capture of the end of speech to emission of its final",
     buckets=_LATENCY_BUCKETS,
 )
+FIRST_PARTIAL_LATENCY = Histogram(
+    "callscope_transcribe_first_partial_latency_seconds",
+    "Capture of the start of speech to emission of the turn's first partial",
+    buckets=_LATENCY_BUCKETS,
+)
+# The three histograms above count first emissions only: a segment covering audio captured
+# before this worker opened the leg (a worker taking over a call re-reads from the last commit)
+# is counted here instead of as a latency of tens of seconds.
+SEGMENTS_RESENT = Counter(
+    "callscope_transcribe_segments_resent_total",
+    "Segments re-emitted for audio captured before this worker opened the leg (takeover, restart)",
+    ["type"],
+)
+CALLS_ACTIVE = Gauge("callscope_transcribe_calls_active", "Calls with at least one speech session open here")
 SESSIONS_OPEN = Gauge("callscope_transcribe_sessions_open", "Speech sessions open (one per active leg)")
 LEG_ERRORS = Counter("callscope_transcribe_leg_errors_total", "Session errors reported per leg", ["code"])
 PARTITIONS_PAUSED = Gauge("callscope_transcribe_partitions_paused", "Partitions paused for backpressure")
