@@ -87,6 +87,8 @@ case $command in
         apt_install espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en
         # The console's browser tests drive Debian's chromium (Playwright never downloads one).
         apt_install chromium
+        # A real Prometheus (and promtool) for deploy/prometheus/ and the scrape test.
+        apt_install prometheus
         ensure_venv '.[test]'
         # The real vLLM server (CPU, tiny random model) for tests/conformance: in CI, or on request.
         if [[ ${CI:-} == true || ${CALLSCOPE_VLLM_PEER:-} == 1 ]]; then
