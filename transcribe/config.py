@@ -79,12 +79,30 @@ class TranscribeConfig(StageSettings):
     leg_stall_timeout_s: float = Field(15.0, gt=0)  # a session taking no audio this long fails its leg
     commit_interval_s: float = Field(1.0, gt=0)
 
+    # Failure detection: the group declares a worker dead once it has not heartbeated for
+    # session_timeout_ms, and its partitions move. Shorter notices a killed worker sooner (with
+    # Tansu, ~1x the timeout to notice plus ~0.5x for the first JoinGroup answer: 3 s -> the
+    # partitions move ~5 s after a kill -9); but an event loop blocked for longer than this (CPU
+    # starvation, a long GC, a stalled disk) gets a healthy worker evicted and its calls moved.
+    # Heartbeat at a third of the timeout, as Kafka advises, so one lost heartbeat is survivable.
+    session_timeout_ms: int = Field(3_000, ge=1_000, le=300_000)
+    heartbeat_interval_ms: int = Field(1_000, ge=100, le=60_000)
+
     @model_validator(mode="after")
     def _sagemaker_needs_an_endpoint(self) -> TranscribeConfig:
         if self.engine == "sagemaker" and not (self.sagemaker_endpoint_name and self.sagemaker_region):
             raise ValueError(
                 "engine=sagemaker needs CALLSCOPE_TRANSCRIBE_SAGEMAKER_ENDPOINT_NAME and "
                 "CALLSCOPE_TRANSCRIBE_SAGEMAKER_REGION (or AWS_REGION)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> TranscribeConfig:
+        if self.heartbeat_interval_ms * 2 > self.session_timeout_ms:
+            raise ValueError(
+                "CALLSCOPE_TRANSCRIBE_HEARTBEAT_INTERVAL_MS must be at most half of "
+                "CALLSCOPE_TRANSCRIBE_SESSION_TIMEOUT_MS"
             )
         return self
 

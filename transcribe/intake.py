@@ -42,6 +42,8 @@ class Consumer(Protocol):
 
     def assignment(self) -> set[TopicPartition]: ...
 
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
     async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None: ...
 
 
@@ -80,6 +82,8 @@ class PartitionIntake:
         self._fetch_max_records = fetch_max_records
         self._fetch_timeout_ms = fetch_timeout_ms
         self._backlogs: dict[TopicPartition, _Backlog] = {}
+        self._fetched: dict[TopicPartition, int] = {}  # next offset to fetch, once one was fetched
+        self._revoked: set[TopicPartition] = set()  # revoked, not yet known to be kept or lost
 
     async def run(self, spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]) -> None:
         """Fetch until cancelled; each partition's records are handled in a task made by `spawn`."""
@@ -100,6 +104,8 @@ class PartitionIntake:
                 backlog = self._backlogs[tp] = _Backlog()
                 new.append(tp)
             backlog.records.extend(records)
+            if records:
+                self._fetched[tp] = records[-1].offset + 1
             backlog.ready.set()
             if len(backlog.records) >= self._high_records and not backlog.paused:
                 self._consumer.pause(tp)
@@ -160,14 +166,42 @@ class PartitionIntake:
             await self.commit()
 
     async def revoke(self, revoked: set[TopicPartition]) -> None:
-        """Commit what is safe, then stop handling the revoked partitions and forget their offsets."""
+        """Revocation half of an (eager) rebalance: commit what is safe, keep everything else.
+
+        aiokafka revokes every partition before each rebalance and assigns most of them back: the
+        calls of a partition that comes back stay live (see `assigned`); only the lost ones go.
+        """
         await self.commit()
-        for tp in revoked:
+        self._revoked |= revoked
+
+    def assigned(self, assigned: set[TopicPartition]) -> set[TopicPartition]:
+        """Assignment half: returns the partitions lost (revoked, not assigned back), which stop
+        being handled and are forgotten. A partition that came back is read on from where this
+        worker had fetched, not from the committed offset (its open calls' start), and stays
+        paused if it was."""
+        lost = self._revoked - assigned
+        kept = self._revoked & assigned
+        self._revoked = set()
+        self.forget(lost)
+        for tp in kept:
+            if tp in self._fetched:
+                self._consumer.seek(tp, self._fetched[tp])
+            backlog = self._backlogs.get(tp)
+            if backlog is not None and backlog.paused:
+                self._consumer.pause(tp)
+        if kept:
+            log.info("partitions kept their calls", extra={"partitions": sorted(tp.partition for tp in kept)})
+        return lost
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        """Stop handling `partitions` and forget their offsets: another worker owns them now."""
+        for tp in partitions:
             backlog = self._backlogs.pop(tp, None)
             if backlog and backlog.task:
                 backlog.task.cancel()
             if backlog and backlog.paused:
                 metrics.PARTITIONS_PAUSED.dec()
+            self._fetched.pop(tp, None)
             self.watermark.forget(tp.partition)
 
     def stop(self) -> None:
@@ -178,10 +212,11 @@ class PartitionIntake:
 
 
 class RebalanceListener(ConsumerRebalanceListener):
-    """Hands revoked partitions to `on_revoked` (the worker's, once it exists); logs assignments."""
+    """Hands rebalances to `on_revoked` / `on_assigned` (the worker's, once it exists); logs assignments."""
 
     def __init__(self) -> None:
         self.on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
+        self.on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.on_revoked is not None:
@@ -189,3 +224,5 @@ class RebalanceListener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+        if self.on_assigned is not None:
+            await self.on_assigned(assigned)

@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import KafkaError
 
 from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_record
@@ -162,9 +163,13 @@ class TranscribeWorker:
         await self._producer.send(topic, event.to_bytes(), key=event.call_id.encode())
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Commit what is safe, then drop the revoked partitions' calls without finishing them."""
+        """Commit what is safe; the calls stay live until the assignment says which partitions went."""
         await self._intake.revoke(revoked)
-        for tp in revoked:
+
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Drop, without finishing them, the calls of the partitions this rebalance took away; the
+        calls of partitions assigned back go on as if nothing happened (no re-read, no gap)."""
+        for tp in self._intake.assigned(assigned):
             for state in self._calls.drop_partition(tp.partition):
                 self._legs.drop(state.call_id)
 
@@ -187,6 +192,12 @@ async def run(
             client_id=config.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+            # Sticky: a rebalance moves as few partitions as it can, so adding or removing a worker
+            # leaves most calls where they are (aiokafka's rebalance is still eager: see
+            # TranscribeWorker.partitions_assigned for why that costs the kept calls nothing).
+            partition_assignment_strategy=(StickyPartitionAssignor,),
         )
         listener = RebalanceListener()
         consumer.subscribe([config.audio_topic], listener=listener)
@@ -197,10 +208,11 @@ async def run(
             try:
                 worker = TranscribeWorker(config, consumer, producer, factory)
                 listener.on_revoked = worker.partitions_revoked
+                listener.on_assigned = worker.partitions_assigned
                 log.info("transcription worker started", extra={"topic": config.audio_topic})
                 await worker.serve(stop)
             finally:
-                listener.on_revoked = None
+                listener.on_revoked = listener.on_assigned = None
                 with contextlib.suppress(KafkaError):
                     await consumer.stop()
         finally:

@@ -113,6 +113,7 @@ class FakeConsumer:
         self.paused: set[TopicPartition] = set()
         self.commits: list[dict[TopicPartition, int]] = []
         self.refuse_commits = False
+        self.seeks: list[tuple[TopicPartition, int]] = []
         self.log: list[str] = []
         self._arrived = asyncio.Event()
         self._waiting: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]] = {}
@@ -156,6 +157,9 @@ class FakeConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
 
     async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         if self.refuse_commits:

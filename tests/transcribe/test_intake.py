@@ -143,7 +143,7 @@ async def test_only_partitions_still_assigned_are_committed() -> None:
     assert consumer.commits == [{P0: 1}]
 
 
-async def test_a_revoked_partition_is_committed_then_forgotten_with_its_backlog() -> None:
+async def test_a_partition_revoked_and_not_assigned_back_is_committed_then_forgotten() -> None:
     consumer, handled = FakeConsumer(TOPIC), Handled()
     intake = make_intake(consumer, handled)
     consumer.deliver(0, 6)
@@ -152,13 +152,33 @@ async def test_a_revoked_partition_is_committed_then_forgotten_with_its_backlog(
     assert consumer.paused == {P0}
 
     await intake.revoke({P0})
-
     assert consumer.commits == [{P0: 2}]
+    assert intake.pending(P0) == 4  # nothing is dropped before the assignment says what went
+
+    assert intake.assigned(set()) == {P0}
     assert intake.pending(P0) == 0 and not await intake.handle_next(P0)
     assert intake.watermark.to_commit() == {}
     consumer.deliver(0, 1)  # assigned again later (the fake kept it): a fresh backlog
     consumer.resume(P0)
     assert await intake.fetch() == [P0] and intake.pending(P0) == 1
+
+
+async def test_a_partition_assigned_back_keeps_its_backlog_and_reads_on_from_where_it_fetched() -> None:
+    consumer, handled = FakeConsumer(TOPIC), Handled()
+    intake = make_intake(consumer, handled)
+    consumer.deliver(0, 6)
+    await intake.fetch()
+    await handle(intake, P0, 2)
+
+    await intake.revoke({P0})
+    consumer.paused.clear()  # a real consumer forgets pauses with the old assignment
+    assert intake.assigned({P0, P1}) == set()
+
+    assert consumer.seeks == [(P0, 6)]  # not the committed offset: nothing is read twice
+    assert consumer.paused == {P0}  # still above its high mark
+    assert intake.pending(P0) == 4
+    await handle(intake, P0, 4)
+    assert [offset for _, offset in handled.seen] == list(range(6))
 
 
 async def test_run_handles_each_partition_in_order_in_a_task_of_its_own() -> None:

@@ -70,6 +70,7 @@ async def test_a_revoked_partitions_open_call_is_dropped_and_committed_no_furthe
     serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
     await running.producer.wait_until(lambda: running.types().count("segment.final") == 5)
     await running.worker.partitions_revoked({P0})
+    await running.worker.partitions_assigned(set())
     running.stop.set()
     await asyncio.wait_for(serving, 10)
 
@@ -77,3 +78,24 @@ async def test_a_revoked_partitions_open_call_is_dropped_and_committed_no_furthe
     assert "call.ended" not in running.types()
     (session,) = running.sessions.sessions[("c1", "customer")]
     assert session.closed and not session.ended  # cancelled, not finished
+
+
+async def test_a_partition_assigned_back_keeps_its_open_call_live() -> None:
+    running = Running()
+    records = one_second_call("c1")
+    running.consumer.deliver(0, values=records[: len(records) // 2])
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: running.types().count("segment.final") == 2)
+    await running.worker.partitions_revoked({P0})
+    await running.worker.partitions_assigned({P0})
+    running.consumer.deliver(0, values=records[len(records) // 2 :])
+    await running.producer.wait_until(lambda: "call.ended" in running.types())
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    finals = [e for e in running.transcripts() if isinstance(e, FinalSegment)]
+    assert [(f.start_ms, f.end_ms) for f in finals] == [(s, s + 200) for s in range(0, 1_000, 200)]
+    assert running.types().count("call.started") == 1
+    (session,) = running.sessions.sessions[("c1", "customer")]  # one session: not restarted
+    assert session.ended

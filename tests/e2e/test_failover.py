@@ -1,0 +1,194 @@
+"""Failover of transcription workers: real processes on the real broker (Tansu), live calls.
+
+The workers run the fake session factory (a final per 500 ms of audio, at once): these tests are
+about group membership, rebalances and commits. bench/failover.py runs the same scenarios on the
+real engine and prints the times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import pytest
+
+from pipeline.kafka import create_topics
+from tests.e2e.failover import (
+    FAKE_TURN_MS,
+    TranscriptTap,
+    Worker,
+    assigned_partitions,
+    call_on_partition,
+    produce_silent_calls,
+    start_worker,
+    until,
+)
+
+pytestmark = pytest.mark.e2e
+PARTITIONS = 4
+CALL_S = 16.0
+JOIN_DEADLINE_S = 60.0
+CALLS_DEADLINE_S = 90.0
+
+
+async def _run(bootstrap: str, tmp_path: Path, scenario) -> tuple[TranscriptTap, list[str], dict]:
+    await create_topics(bootstrap, PARTITIONS)
+    tap = TranscriptTap(bootstrap, PARTITIONS)
+    tapping = asyncio.create_task(tap.run(), name="failover-tap")
+    workers: list[Worker] = []
+    calls = [call_on_partition(p, PARTITIONS, f"{tmp_path.name}-call") for p in range(PARTITIONS)]
+    producing: asyncio.Task[None] | None = None
+    try:
+        a = await start_worker("a", tmp_path, bootstrap, PARTITIONS)
+        workers.append(a)
+        await until(
+            "for worker a to own every partition",
+            lambda: [p for p in assigned_partitions(a) if len(p) == PARTITIONS],
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        producing = asyncio.create_task(produce_silent_calls(bootstrap, calls, CALL_S), name="failover-calls")
+        await until(
+            "for a final of every call",
+            lambda: all(tap.calls[c].finals for c in calls),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        seen = await scenario(workers, tap, calls)
+        await until(
+            "for every call to end",
+            lambda: all(tap.calls[c].ended for c in calls),
+            CALLS_DEADLINE_S,
+            workers=workers,
+        )
+        await producing
+        return tap, calls, seen
+    finally:
+        if producing is not None:
+            producing.cancel()
+        for worker in workers:
+            if worker.proc.returncode is None:
+                worker.signal(signal.SIGKILL)
+                await worker.proc.wait()
+        tapping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tapping
+
+
+async def _start_b(workers: list[Worker], tmp_path: Path, bootstrap: str) -> Worker:
+    b = await start_worker("b", tmp_path, bootstrap, PARTITIONS)
+    workers.append(b)
+    await until(
+        "for worker b to own partitions",
+        lambda: [p for p in assigned_partitions(b) if p],
+        JOIN_DEADLINE_S,
+        workers=workers,
+    )
+    return b
+
+
+def _kept_by_a(a: Worker) -> set[int]:
+    """The partitions worker a kept through its first rebalance (its log says so)."""
+    kept = a.logged("partitions kept their calls")
+    assert kept, "worker a logged no kept partitions"
+    return set(kept[0]["partitions"])
+
+
+def _assert_nothing_lost(tap: TranscriptTap, calls: list[str]) -> None:
+    for call_id in calls:
+        seen = tap.calls[call_id]
+        assert seen.ended, call_id
+        assert seen.uncovered_ms("customer", int(CALL_S * 1000)) == 0, f"{call_id}: audio with no final"
+
+
+async def test_a_worker_joining_and_leaving_leaves_the_other_workers_calls_alone(bootstrap, tmp_path):
+    async def join_then_leave(workers, tap, calls):
+        a = workers[0]
+        b = await _start_b(workers, tmp_path, bootstrap)
+        await until(
+            "for worker a to settle after b joined",
+            lambda: a.logged("partitions kept their calls"),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        b_parts = set(assigned_partitions(b)[-1])
+        await until(
+            "for b's first finals",
+            lambda: all(tap.calls[calls[p]].finals[-1:] and tap.calls[calls[p]].resent() for p in b_parts),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        b.signal(signal.SIGTERM)
+        assert await b.wait(JOIN_DEADLINE_S) == 0, "worker b did not drain cleanly"
+        await until(
+            "for a to own every partition again",
+            lambda: len(assigned_partitions(a)[-1]) == PARTITIONS,
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        return {"kept": _kept_by_a(a), "b": b_parts}
+
+    tap, calls, seen = await _run(bootstrap, tmp_path, join_then_leave)
+
+    assert seen["kept"] and seen["kept"].isdisjoint(seen["b"]), seen
+    for partition in seen["kept"]:
+        kept_call = tap.calls[calls[partition]]
+        assert kept_call.resent() == 0, f"call on kept partition {partition} re-sent finals"
+        ends = [a.final.end_ms for a in kept_call.finals]
+        assert ends == sorted(ends) and len(ends) == len(set(ends)), "a kept call was read again"
+    _assert_nothing_lost(tap, calls)
+
+
+async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootstrap, tmp_path):
+    async def kill_b(workers, tap, calls):
+        a = workers[0]
+        b = await _start_b(workers, tmp_path, bootstrap)
+        await until(
+            "for worker a to settle after b joined",
+            lambda: a.logged("partitions kept their calls"),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        b_parts = set(assigned_partitions(b)[-1])
+        moved = [calls[p] for p in b_parts]
+        await until(
+            "for b to emit finals of its calls",
+            lambda: all(tap.calls[c].resent() for c in moved),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        assignments_before = len(assigned_partitions(a))
+        killed_at = b.signal(signal.SIGKILL)
+        await b.proc.wait()
+        before = {c: len(tap.calls[c].finals) for c in moved}
+        await until(
+            "for a to take b's partitions",
+            lambda: (
+                len(assigned_partitions(a)) > assignments_before
+                and len(assigned_partitions(a)[-1]) == PARTITIONS
+            ),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        await until(
+            "for a new final of each moved call",
+            lambda: all(len(tap.calls[c].finals) > before[c] for c in moved),
+            JOIN_DEADLINE_S,
+            workers=workers,
+        )
+        first_new = max(tap.calls[c].finals[before[c]].at for c in moved) - killed_at
+        print(f"kill -9 -> first new final of every moved call: {first_new:.1f} s")
+        return {"kept": _kept_by_a(a), "moved": moved}
+
+    tap, calls, seen = await _run(bootstrap, tmp_path, kill_b)
+
+    for partition in seen["kept"]:
+        assert tap.calls[calls[partition]].resent() == 0, (
+            f"survivor's call on partition {partition} re-sent finals"
+        )
+    _assert_nothing_lost(tap, calls)
+    turns = int(CALL_S * 1000) // FAKE_TURN_MS
+    for call_id in calls:  # every turn final exactly once per id: the moved calls' repeats have the same ids
+        assert len(set(tap.calls[call_id].segment_ids())) == turns, call_id
