@@ -117,7 +117,8 @@ async def bench_search(segments: int) -> None:
             if chunk:
                 await conn.execute(insert(Segment.__table__), chunk)
         async with engine.begin() as conn:
-            await conn.execute(text("ANALYZE segments; ANALYZE calls"))
+            await conn.execute(text("ANALYZE segments"))
+            await conn.execute(text("ANALYZE calls"))
         print(f"  loaded {segments} segments in {calls} calls in {time.perf_counter() - loaded:.1f} s")
         async with engine.connect() as conn:
             plan = (

@@ -1,8 +1,8 @@
 """History and search from PostgreSQL: past calls with filters, full-text search over final segments.
 
-Search uses the expression index of migration 0003, `to_tsvector('english', coalesce(text, ''))`
-with GIN; the query text goes through websearch_to_tsquery, which accepts any input without a
-syntax error. Access rules are pushed into SQL: an agent's query only ever reads their calls.
+Search uses segments.search_vector, the stored `to_tsvector('english', coalesce(text, ''))` of
+migration 0003, GIN-indexed; the query text goes through websearch_to_tsquery, which accepts any
+input without a syntax error. Access rules are pushed into SQL: an agent's query only ever reads their calls.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, false, func, literal_column, select, true
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -20,10 +21,8 @@ from store.models import AssistEvent, Call, ComplianceStateRow, ConversationMetr
 from store.queries import call_summary
 
 TS_CONFIG = "english"
-# Must match the index expression of migration 0003 exactly, or PostgreSQL will not use the index.
-SEGMENT_TSVECTOR = func.to_tsvector(
-    literal_column(f"'{TS_CONFIG}'::regconfig"), func.coalesce(Segment.text, "")
-)
+# The generated column of migration 0003 (the store's model does not map it: PostgreSQL fills it).
+SEGMENT_TSVECTOR = literal_column("segments.search_vector", type_=TSVECTOR)
 _HIT_START, _HIT_STOP = "\x02", "\x03"  # ts_headline markers; split into parts, never sent as HTML
 
 
