@@ -21,6 +21,7 @@ from ingest.audiohook import format_duration
 from ingest.events import Leg
 from ingest.generic import audio_message
 from ingest.signatures import sign_audiohook, twilio_signature
+from ingest.twilio import twilio_call_id
 
 _CONNECT_OPTIONS: dict[str, Any] = {"compression": None, "open_timeout": 10, "max_size": 2**20, "proxy": None}
 
@@ -70,6 +71,7 @@ class TwilioClient(_Client):
         self.url = url
         self.call_sid = call_sid
         self.stream_sid = "MZ" + uuid.uuid4().hex
+        self.call_id = twilio_call_id(call_sid, self.stream_sid)  # what the gateway names the call
         self._token = auth_token
         self._signed_url = signed_url or url
         self._tracks = tracks

@@ -112,9 +112,10 @@ async def _call(protocol: str, base: str, port: int, delay_s: float, seconds: fl
     try:
         match protocol:
             case "twilio":
-                result.call_id = "CA" + uuid.uuid4().hex
                 url = f"{base}/twilio"
-                async with TwilioClient(url, _TOKEN, result.call_id) as client:
+                client = TwilioClient(url, _TOKEN, "CA" + uuid.uuid4().hex)
+                result.call_id = client.call_id
+                async with client:
                     result.handshake_s = time.monotonic() - t0
                     await client.start()
 

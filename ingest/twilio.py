@@ -33,6 +33,13 @@ _MAX_BASE64_CHARS = (MAX_FRAME_BYTES + 2) // 3 * 4
 _CALL_FIELDS = ("agent_id", "queue", "direction")  # custom parameters that fill CallStarted fields
 
 
+def twilio_call_id(call_sid: str, stream_sid: str) -> str:
+    """The call id of one Media Stream: a Twilio call may carry several streams at once (two
+    `<Start><Stream>`s, a `<Connect><Stream>` after a `<Start>`), and each is a call of its own
+    here, or their frames would collide; the callSid travels in the metadata."""
+    return f"{call_sid}-{stream_sid}" if stream_sid else call_sid
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -52,7 +59,7 @@ class MediaFormat(_Message):
 class StartInfo(_Message):
     account_sid: str = Field("", alias="accountSid")
     stream_sid: str = Field("", alias="streamSid")
-    call_sid: str = Field(alias="callSid", min_length=1, max_length=128)
+    call_sid: str = Field(alias="callSid", min_length=1, max_length=63)  # with the streamSid: <= 128
     tracks: list[Literal["inbound", "outbound"]] = Field(default_factory=lambda: ["inbound"], min_length=1)
     custom_parameters: dict[str, Any] = Field(default_factory=dict, alias="customParameters")
     media_format: MediaFormat = Field(alias="mediaFormat")
@@ -178,10 +185,13 @@ class TwilioSession:
         if direction not in ("inbound", "outbound"):
             raise ProtocolError("bad_metadata", "direction must be inbound or outbound")
         self._stream_sid = message.stream_sid or info.stream_sid
+        if len(self._stream_sid) > 64:
+            raise ProtocolError("bad_metadata", "streamSid longer than 64 characters")
+        call_id = twilio_call_id(info.call_sid, self._stream_sid)
         self._tracks = frozenset(info.tracks)
-        self._timeline = LegTimeline(info.call_sid, Codec.MULAW, 8000)
+        self._timeline = LegTimeline(call_id, Codec.MULAW, 8000)
         started = CallStarted(
-            call_id=info.call_sid,
+            call_id=call_id,
             started_at=now,
             agent_id=custom.get("agent_id", ""),
             queue=custom.get("queue", ""),
@@ -190,6 +200,7 @@ class TwilioSession:
             metadata={
                 **{k: v for k, v in custom.items() if k not in _CALL_FIELDS},
                 "twilio.account_sid": info.account_sid,
+                "twilio.call_sid": info.call_sid,
                 "twilio.stream_sid": self._stream_sid,
                 "twilio.tracks": ",".join(sorted(self._tracks)),
             },

@@ -109,7 +109,7 @@ async def test_twilio_call_is_transcribed_and_stored(pipeline, gateway, capsys):
         await paced(Conversation().frames("mulaw"), send)
         await client.stop()
         await client.wait_closed()
-    await assert_stored(pipeline, capsys, call_sid, "twilio")
+    await assert_stored(pipeline, capsys, client.call_id, "twilio")
 
 
 async def test_audiohook_call_is_transcribed_and_stored(pipeline, gateway, capsys):

@@ -127,7 +127,7 @@ async def test_twilio_stream_reaches_the_audio_topic_as_one_ordered_call(bootstr
         await client.stop()
         assert await client.wait_closed() == (1000, "stream stopped")
 
-    started, *frames, ended = await call_records(bootstrap, call_sid)
+    started, *frames, ended = await call_records(bootstrap, client.call_id)
     assert isinstance(started, CallStarted) and started.source == "twilio"
     assert (started.agent_id, started.queue, started.metadata["crm_case"]) == ("agent-7", "billing", "1234")
     assert isinstance(ended, CallEnded) and ended.reason == "hangup"
@@ -264,11 +264,11 @@ async def test_bad_input_ends_only_its_own_call_with_an_error_and_a_dead_letter(
         await good.audio("agent", MULAW_20MS)  # the good call never noticed
         assert (await good.end())["type"] == "ended"
 
-    *_, bad_end = await call_records(bootstrap, "CA-bad")
+    *_, bad_end = await call_records(bootstrap, bad.call_id)
     assert bad_end.reason == "protocol_error"
     records = await call_records(bootstrap, "pbx-good")
     assert len(legs(records, "agent")) == 2 and records[-1].reason == "hangup"
-    [letter] = [d for d in await dead_letters(bootstrap, "invalid_base64") if d.key == "CA-bad"]
+    [letter] = [d for d in await dead_letters(bootstrap, "invalid_base64") if d.key == bad.call_id]
     assert b"not base64" in base64.b64decode(letter.value_b64)
     assert await dead_letters(bootstrap, "bad_payload_size")
 

@@ -28,7 +28,9 @@ def connected() -> str:
     return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-def start(seq: int = 1, custom: dict | None = None, tracks=("inbound", "outbound"), **fmt) -> str:
+def start(
+    seq: int = 1, custom: dict | None = None, tracks=("inbound", "outbound"), stream: str = STREAM, **fmt
+) -> str:
     media_format = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1} | fmt
     return json.dumps(
         {
@@ -36,25 +38,27 @@ def start(seq: int = 1, custom: dict | None = None, tracks=("inbound", "outbound
             "sequenceNumber": str(seq),
             "start": {
                 "accountSid": "AC" + "1" * 32,
-                "streamSid": STREAM,
+                "streamSid": stream,
                 "callSid": CALL,
                 "tracks": list(tracks),
                 "customParameters": custom or {},
                 "mediaFormat": media_format,
             },
-            "streamSid": STREAM,
+            "streamSid": stream,
         }
     )
 
 
-def media(seq: int, track: str, timestamp_ms: int, audio: bytes = b"\xff" * 160, **overrides) -> str:
+def media(
+    seq: int, track: str, timestamp_ms: int, audio: bytes = b"\xff" * 160, stream: str = STREAM, **overrides
+) -> str:
     body = {
         "track": track,
         "chunk": str(seq),
         "timestamp": str(timestamp_ms),
         "payload": base64.b64encode(audio).decode(),
     } | overrides
-    return json.dumps({"event": "media", "sequenceNumber": str(seq), "media": body, "streamSid": STREAM})
+    return json.dumps({"event": "media", "sequenceNumber": str(seq), "media": body, "streamSid": stream})
 
 
 def stop(seq: int) -> str:
@@ -82,12 +86,13 @@ def test_a_stream_becomes_call_started_frames_per_leg_and_call_ended():
     )
     assert isinstance(started, CallStarted)
     assert (started.call_id, started.source, started.agent_id, started.queue) == (
-        CALL,
+        f"{CALL}-{STREAM}",
         "twilio",
         "a-7",
         "billing",
     )
     assert started.metadata["crm"] == "42" and started.metadata["twilio.stream_sid"] == STREAM
+    assert started.metadata["twilio.call_sid"] == CALL
 
     frames = []
     seq = 2
@@ -255,3 +260,31 @@ def test_fuzz_frames_of_each_leg_are_numbered_in_order_and_never_overlap(chunks)
         assert [f.seq for f in mine] == list(range(len(mine)))
         for before, after in zip(mine, mine[1:], strict=False):
             assert after.offset_samples >= before.offset_samples + before.num_samples
+
+
+def test_two_streams_of_one_call_are_two_calls_whose_frames_never_collide():
+    other = "MZ" + "2" * 32
+    sessions = {STREAM: TwilioSession(), other: TwilioSession()}
+    out: dict[str, list] = {}
+    for sid, session in sessions.items():
+        session.on_text(connected(), 100.0)
+        out[sid] = records(session.on_text(start(stream=sid), 100.0))
+    for n in range(5):  # both streams carry the same tracks at the same times
+        for sid, session in sessions.items():
+            for i, track in enumerate(("inbound", "outbound")):
+                message = media(2 + 2 * n + i, track, n * 20, stream=sid)
+                out[sid] += records(session.on_text(message, 100.1))
+
+    started = {sid: recs[0] for sid, recs in out.items()}
+    assert {s.metadata["twilio.call_sid"] for s in started.values()} == {CALL}
+    assert len({s.call_id for s in started.values()}) == 2
+    keys = [(f.call_id, f.leg, f.seq) for recs in out.values() for f in recs if isinstance(f, AudioFrame)]
+    assert len(keys) == 20 and len(set(keys)) == 20  # no (call, leg, seq) twice
+
+
+def test_a_stream_sid_too_long_for_a_call_id_is_refused():
+    session = TwilioSession()
+    session.on_text(connected(), 100.0)
+    with pytest.raises(ProtocolError) as refused:
+        session.on_text(start(stream="MZ" + "9" * 80), 100.0)
+    assert refused.value.reason == "bad_metadata"
