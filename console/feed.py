@@ -33,6 +33,7 @@ PROBE_INTERVAL_S = 2.0
 PROBE_TIMEOUT_S = 3.0
 STOP_TIMEOUT_S = 5.0
 REWIND_MARGIN_MS = 5000
+FETCH_MAX_WAIT_MS = 50
 
 
 @dataclass
@@ -137,6 +138,9 @@ class LiveFeed:
             auto_offset_reset="earliest",
             request_timeout_ms=5000,
             retry_backoff_ms=200,
+            # A fetch waits this long for new records when there are none: it bounds how late a
+            # record reaches the page (the default 500 ms is half the wall's one-second budget).
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         await consumer.start()
         try:

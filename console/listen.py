@@ -24,6 +24,7 @@ _HEADER = struct.Struct("<IBBHd")
 _LEG = {"agent": 0, "customer": 1}
 START_BACK_S = 0.3  # begin this far behind now: enough to fill the browser's jitter buffer
 MAX_LISTEN_S = 4 * 3600  # a forgotten tab stops eventually
+FETCH_MAX_WAIT_MS = 50
 
 
 def encode_frame(frame: AudioFrame) -> bytes:
@@ -45,7 +46,11 @@ async def listen(
 ) -> AsyncIterator[bytes]:
     """Yield encoded frames of both legs of `call_id` until the call ends (or MAX_LISTEN_S)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, client_id=client_id, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,  # an idle fetch returns this soon: part of the delay heard
     )
     await consumer.start()
     try:
