@@ -1,0 +1,1 @@
+"""Grafana for callscope: provisioning files, dashboards as code (dashboards.py -> dashboards/*.json)."""
