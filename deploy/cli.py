@@ -31,6 +31,7 @@ from deploy.cli_common import (
     stage_env_rows,
 )
 from deploy.gateway_cli import add_gateway_command
+from deploy.grafana_cli import add_grafana_command
 from deploy.ingest_cli import add_replay_command as add_ingest_replay_command
 from deploy.replay_cli import add_replay_command as add_analyze_replay_command
 from deploy.serve_cli import add_serve_command
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="give up after this many seconds in all (default 300)"
     )
     demo.set_defaults(handler=cmd_demo)
+    add_grafana_command(sub, parent)
     return parser
 
 
