@@ -50,15 +50,17 @@ async def serve_console(
 ) -> AsyncIterator[ConsoleServer]:
     await create_topics(bootstrap, PARTITIONS)
     config = ConsoleConfig(
-        kafka_bootstrap=bootstrap,
-        port=0,
-        users_file=users_path,
-        session_secret=SECRET,
-        database_url=database_url,
-        metrics_address="off",
-        readback_s=readback_s,
-        partitions=PARTITIONS,
-        **fields,
+        **{
+            "kafka_bootstrap": bootstrap,
+            "port": 0,
+            "users_file": users_path,
+            "session_secret": SECRET,
+            "database_url": database_url,
+            "metrics_address": "off",
+            "readback_s": readback_s,
+            "partitions": PARTITIONS,
+        }
+        | fields
     )
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()

@@ -468,3 +468,28 @@ async def _sign_in_or_none(url: str, username: str):
         return await signed_in(url, username)
     except httpx.HTTPStatusError:
         return None
+
+
+async def test_the_console_serves_its_metrics(bootstrap: str, users_path):
+    import asyncio
+    import urllib.request
+
+    from deploy.runtime import free_port
+
+    port = free_port()
+    async with serve_console(bootstrap, users_path, metrics_address=f"127.0.0.1:{port}") as server:
+        async with await signed_in(server.url, "root") as root:
+            await root.get("/api/live/calls")
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                return response.read().decode()
+
+        text = await asyncio.to_thread(scrape)
+    for name in (
+        "callscope_console_feed_up 1.0",
+        'callscope_console_http_requests_total{status="200"}',
+        "callscope_console_live_calls",
+        "callscope_console_agent_delivery_latency_seconds_bucket",
+    ):
+        assert name in text, name
