@@ -247,18 +247,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     environ = dict(os.environ)
+    from analyze.rule_model import RuleError
+    from pipeline.kafka import BrokerUnreachable
     from pipeline.settings import SettingsError
     from pipeline.stage import MetricsServerError
 
+    # Start-up problems: one line and a non-zero exit, never a traceback.
+    startup = (UsageError, SettingsError, MetricsServerError, BrokerUnreachable, RuleError)
     try:
         # The demo's own terminal is for the call; its stages log at INFO into their own files.
         configure_logging_from(args, environ, "WARNING" if args.command == "demo" else "INFO")
         return args.handler(args, environ)
-    except (UsageError, SettingsError, MetricsServerError, BaseExceptionGroup) as exc:
-        error = _one_line(exc, (UsageError, SettingsError, MetricsServerError))
+    except (*startup, BaseExceptionGroup) as exc:
+        error = _one_line(exc, startup)
         if error is None:
             raise
-        print(f"callscope {args.command}: {error}", file=sys.stderr)
+        # A rule file's problems come one per line: join them.
+        lines = [line.strip().lstrip("- ") for line in str(error).splitlines() if line.strip()]
+        print(
+            f"callscope {args.command}: {' '.join(lines[:1] + ['; '.join(lines[1:])]).strip()}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal, or a drain past its deadline
         return 130

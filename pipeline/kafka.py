@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,6 +16,68 @@ from aiokafka.errors import TopicAlreadyExistsError
 from pipeline.topics import TOPICS, Topics
 
 log = logging.getLogger(__name__)
+
+# How long a stage waits for the broker at start-up (it may be starting too) before it gives up.
+BROKER_WAIT_S = 30.0
+
+
+class BrokerUnreachable(Exception):
+    """The broker did not answer within the start-up wait; the message is the one line to print."""
+
+
+class _Client(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Client)
+
+
+def _not_a_connect_failure(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Unable connect to")
+
+
+async def start_client(
+    make: Callable[[], C], *, bootstrap: str, what: str, wait_s: float = BROKER_WAIT_S
+) -> C:
+    """A started client from `make()`, trying again (a new one each time, the failed one closed)
+    until the broker answers or `wait_s` has passed; then BrokerUnreachable, one line."""
+    # aiokafka logs an error per failed connection; while waiting, this function says it once.
+    library_log = logging.getLogger("aiokafka")
+    library_log.addFilter(_not_a_connect_failure)
+    try:
+        return await _start(make, bootstrap, what, wait_s)
+    finally:
+        library_log.removeFilter(_not_a_connect_failure)
+
+
+async def _start(make: Callable[[], C], bootstrap: str, what: str, wait_s: float) -> C:
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    deadline = time.monotonic() + wait_s
+    delay, waiting_since = 0.25, None
+    while True:
+        client = make()
+        try:
+            await client.start()
+            if waiting_since is not None:
+                waited = round(time.monotonic() - waiting_since, 1)
+                log.info("broker reachable", extra={"client": what, "waited_s": waited})
+            return client
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                await client.stop()  # else aiokafka warns "Unclosed AIOKafka..." at exit
+            if time.monotonic() + delay > deadline:
+                raise BrokerUnreachable(
+                    f"cannot reach the broker at {bootstrap} ({what}) within {wait_s:g} s: "
+                    f"{type(exc).__name__}"
+                ) from None
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.warning("broker not reachable yet, waiting", extra={"client": what, "wait_s": wait_s})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 @contextlib.asynccontextmanager

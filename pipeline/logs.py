@@ -1,14 +1,18 @@
 """Logging setup: one JSON object per line in production, readable text on a terminal.
 
 Messages are fixed text; the variable parts travel in `extra` and become fields. Transcript text
-never goes into a log line (CONVENTIONS 15): fields named like transcript content are dropped
-unless CALLSCOPE_LOG_TRANSCRIPTS=1 says otherwise.
+never goes into a log line (CONVENTIONS 15), at any level: fields named like transcript content
+are dropped, and the client libraries' DEBUG lines (aiokafka's producer prints every record's
+value there, faust its events) never reach a handler, even at CALLSCOPE_LOG_LEVEL=DEBUG. Only
+UNSAFE_LOG_FLAG set to UNSAFE_LOG_VALUE (a long value on purpose: "1" or "true" do not count)
+lets them through, for debugging on data that is not personal.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any, Literal, TextIO
@@ -19,6 +23,24 @@ LogFormat = Literal["json", "text"]
 _RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # Field names that would carry personal data; kept out unless explicitly allowed.
 SENSITIVE_FIELDS = frozenset({"text", "transcript", "partial_text", "final_text", "words", "payload"})
+# Client libraries whose DEBUG lines print record values (transcripts, audio) or events.
+LIBRARY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "asyncio", "faster_whisper", "alembic", "websockets")
+UNSAFE_LOG_FLAG = "CALLSCOPE_LOG_UNSAFE_TRANSCRIPTS_AND_RECORD_VALUES"
+UNSAFE_LOG_VALUE = "i-know-logs-will-hold-personal-data"
+
+
+def unsafe_logging_allowed(environ: dict[str, str] | None = None) -> bool:
+    """Whether the explicit flag lets transcript fields and library DEBUG lines into the logs."""
+    return (os.environ if environ is None else environ).get(UNSAFE_LOG_FLAG) == UNSAFE_LOG_VALUE
+
+
+class LibraryDebugFilter(logging.Filter):
+    """Drops the client libraries' DEBUG records, whatever their loggers' levels were set to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        return not any(record.name == n or record.name.startswith(n + ".") for n in LIBRARY_LOGGERS)
 
 
 def extra_fields(record: logging.LogRecord, *, allow_sensitive: bool = False) -> dict[str, Any]:
@@ -73,10 +95,16 @@ def configure_logging(
     level: str | int = "INFO",
     *,
     stream: TextIO | None = None,
-    allow_sensitive: bool = False,
+    allow_sensitive: bool | None = None,
 ) -> None:
-    """Replace the root handlers with one that writes `fmt` lines to `stream` (stderr by default)."""
+    """Replace the root handlers with one that writes `fmt` lines to `stream` (stderr by default).
+
+    `allow_sensitive` None: as unsafe_logging_allowed() says (off unless the flag is set)."""
+    if allow_sensitive is None:
+        allow_sensitive = unsafe_logging_allowed()
     handler = logging.StreamHandler(stream or sys.stderr)
+    if not allow_sensitive:
+        handler.addFilter(LibraryDebugFilter())
     formatter_cls = JsonFormatter if fmt == "json" else TextFormatter
     handler.setFormatter(formatter_cls(allow_sensitive=allow_sensitive))
     root = logging.getLogger()
@@ -84,7 +112,9 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
-    # Client libraries are chatty at INFO (every rebalance, every connection): warnings only,
-    # unless DEBUG asks for everything.
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "asyncio", "faster_whisper", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
+    # Client libraries are chatty at INFO (every rebalance, every connection): warnings only; at
+    # DEBUG their INFO lines too, and their DEBUG lines (record values) only with the unsafe flag.
+    debug = root.level <= logging.DEBUG
+    library_level = logging.WARNING if not debug else logging.NOTSET if allow_sensitive else logging.INFO
+    for noisy in LIBRARY_LOGGERS:
+        logging.getLogger(noisy).setLevel(library_level)

@@ -87,6 +87,8 @@ class TranscribeConfig(StageSettings):
     # Heartbeat at a third of the timeout, as Kafka advises, so one lost heartbeat is survivable.
     session_timeout_ms: int = Field(3_000, ge=1_000, le=300_000)
     heartbeat_interval_ms: int = Field(1_000, ge=100, le=60_000)
+    # At start-up, how long to wait for the broker (it may be starting too) before exiting.
+    broker_wait_s: float = Field(30.0, ge=0, le=600)
 
     @model_validator(mode="after")
     def _sagemaker_needs_an_endpoint(self) -> TranscribeConfig:

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_record
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
-from pipeline.kafka import make_producer
+from pipeline.kafka import make_producer, start_client
 from pipeline.stage import metrics_server
 from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
@@ -186,25 +186,34 @@ async def run(
     """
     with metrics_server(config.metrics_host_port(), stage=STAGE):
         factory = session_factory or await asyncio.to_thread(session_factory_for, config)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.kafka_bootstrap,
-            group_id=config.group_id,
-            client_id=config.client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=config.session_timeout_ms,
-            heartbeat_interval_ms=config.heartbeat_interval_ms,
-            # Sticky: a rebalance moves as few partitions as it can, so adding or removing a worker
-            # leaves most calls where they are (aiokafka's rebalance is still eager: see
-            # TranscribeWorker.partitions_assigned for why that costs the kept calls nothing).
-            partition_assignment_strategy=(StickyPartitionAssignor,),
-        )
         listener = RebalanceListener()
-        consumer.subscribe([config.audio_topic], listener=listener)
-        producer = make_producer(config.kafka_bootstrap, client_id=config.client_id)
-        await producer.start()
+
+        def new_consumer() -> AIOKafkaConsumer:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=config.kafka_bootstrap,
+                group_id=config.group_id,
+                client_id=config.client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=config.session_timeout_ms,
+                heartbeat_interval_ms=config.heartbeat_interval_ms,
+                # Sticky: a rebalance moves as few partitions as it can, so adding or removing a
+                # worker leaves most calls where they are (aiokafka's rebalance is still eager: see
+                # TranscribeWorker.partitions_assigned for why that costs the kept calls nothing).
+                partition_assignment_strategy=(StickyPartitionAssignor,),
+            )
+            consumer.subscribe([config.audio_topic], listener=listener)
+            return consumer
+
+        bootstrap, wait_s = config.kafka_bootstrap, config.broker_wait_s
+        producer = await start_client(
+            lambda: make_producer(bootstrap, client_id=config.client_id),
+            bootstrap=bootstrap,
+            what="producer",
+            wait_s=wait_s,
+        )
         try:
-            await consumer.start()
+            consumer = await start_client(new_consumer, bootstrap=bootstrap, what="consumer", wait_s=wait_s)
             try:
                 worker = TranscribeWorker(config, consumer, producer, factory)
                 listener.on_revoked = worker.partitions_revoked

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.logs import configure_logging
+from pipeline.logs import UNSAFE_LOG_FLAG, UNSAFE_LOG_VALUE, configure_logging, unsafe_logging_allowed
 
 
 @pytest.fixture
@@ -60,3 +60,26 @@ def test_exceptions_are_logged_with_their_type(restore_logging: None) -> None:
         logging.getLogger("callscope.test").exception("send failed")
     line = json.loads(stream.getvalue().strip())
     assert line["exc_type"] == "TimeoutError" and "Traceback" in line["exc"]
+
+
+def test_library_debug_lines_with_record_values_never_reach_the_log_at_debug(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "DEBUG", stream=stream, allow_sensitive=False)
+    producer_log = logging.getLogger("aiokafka.producer.producer")
+    producer_log.debug("Sending (key=%s value=%s) to %s", b"c-1", b'{"text":"my card number is"}', "tp")
+    logging.getLogger("faust.agents.agent").debug("event %r", "four one one one")
+    logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group")
+    logging.getLogger("callscope.test").debug("our own debug line", extra={"call_id": "c-1"})
+    out = stream.getvalue()
+    assert "card number" not in out and "four one" not in out
+    assert "Joined group" in out and "our own debug line" in out
+
+
+def test_only_the_long_unsafe_value_lets_library_debug_lines_through(restore_logging: None) -> None:
+    assert not unsafe_logging_allowed({UNSAFE_LOG_FLAG: "1"})
+    assert not unsafe_logging_allowed({})
+    assert unsafe_logging_allowed({UNSAFE_LOG_FLAG: UNSAFE_LOG_VALUE})
+    stream = io.StringIO()
+    configure_logging("json", "DEBUG", stream=stream, allow_sensitive=True)
+    logging.getLogger("aiokafka.producer.producer").debug("Sending (key=%s value=%s)", b"k", b"v-visible")
+    assert "v-visible" in stream.getvalue()
