@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -60,11 +61,21 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         raise ApiError(403, "cross_origin", "sign in from the console's own page")
     body = parse_body(LoginRequest, await _json_body(request))
+    address = request.client.host if request.client else ""
+    wait_s = console.throttle.retry_after_s(address, body.username)
+    if wait_s > 0:
+        log.warning("sign-in throttled")
+        raise ApiError(429, "too_many_attempts", f"too many wrong passwords: try again in {wait_s:.0f} s")
     users = console.users.users
     user = users.find(body.username)
-    if not verify_password(user, body.password) or user is None:
+    # argon2 checks run in a thread: a burst of sign-ins must not stall every live stream.
+    if user is None or not await asyncio.to_thread(verify_password, user, body.password):
+        if user is None:
+            await asyncio.to_thread(verify_password, None, body.password)  # same cost either way
+        console.throttle.failed(address, body.username)
         log.info("sign-in refused")  # no username: a mistyped password is often a password
         raise ApiError(401, "bad_credentials", "wrong username or password")
+    console.throttle.succeeded(address, body.username)
     now = console.clock()
     token = console.signer.issue_session(user.username, now=now, ttl_s=console.config.session_ttl_s)
     session = console.signer.open_session(token, now=now)

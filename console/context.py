@@ -14,6 +14,7 @@ from console.auth import Session, Signer, TokenError
 from console.config import ConsoleConfig
 from console.feed import Hub
 from console.live_state import LiveCall
+from console.throttle import SignInThrottle
 from console.users import UserDirectory
 
 SESSION_COOKIE = "callscope_session"
@@ -36,7 +37,7 @@ class Console:
     signer: Signer
     engine: AsyncEngine | None
     clock: Callable[[], float] = time.time
-    open_streams: dict[str, int] = field(default_factory=dict)
+    throttle: SignInThrottle = field(default_factory=SignInThrottle)
 
     def session_of(self, request: Request) -> tuple[Principal, Session] | None:
         token = request.cookies.get(SESSION_COOKIE)

@@ -493,3 +493,14 @@ async def test_the_console_serves_its_metrics(bootstrap: str, users_path):
         "callscope_console_agent_delivery_latency_seconds_bucket",
     ):
         assert name in text, name
+
+
+async def test_repeated_wrong_passwords_are_throttled_with_429(console_server: ConsoleServer):
+    async with httpx.AsyncClient(base_url=console_server.url) as client:
+        answers = [
+            (
+                await client.post("/api/login", json={"username": "guesser", "password": f"guess {n}"})
+            ).status_code
+            for n in range(6)
+        ]
+    assert answers == [401, 401, 401, 401, 401, 429]

@@ -136,3 +136,20 @@ def test_listen_in_is_for_supervisors_of_the_queue_and_panel_tokens_are_for_admi
     assert can_open_agent_stream(AVA, "ava") and can_open_agent_stream(PANEL, "ava")
     assert not can_open_agent_stream(AVA, "bob") and not can_open_agent_stream(SAM, "ava")
     assert can_issue_panel_token(ADMIN) and not can_issue_panel_token(SAM)
+
+
+def test_sign_in_is_refused_for_a_while_after_repeated_wrong_passwords():
+    from console.throttle import SignInThrottle
+
+    clock = [0.0]
+    throttle = SignInThrottle(max_failures=3, window_s=60, clock=lambda: clock[0])
+    for _ in range(3):
+        assert throttle.retry_after_s("10.0.0.1", "Sam") == 0
+        throttle.failed("10.0.0.1", "sam")
+    assert throttle.retry_after_s("10.0.0.1", "SAM") == 60
+    assert throttle.retry_after_s("10.0.0.2", "sam") == 0  # another address is not locked out
+    clock[0] = 60.5
+    assert throttle.retry_after_s("10.0.0.1", "sam") == 0
+    throttle.failed("10.0.0.1", "sam")
+    throttle.succeeded("10.0.0.1", "sam")
+    assert throttle.retry_after_s("10.0.0.1", "sam") == 0
