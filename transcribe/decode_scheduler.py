@@ -45,6 +45,7 @@ class _Payload:
     audio: np.ndarray
     future: asyncio.Future[Transcription | None]
     loop: asyncio.AbstractEventLoop
+    words: bool = False  # word timestamps wanted (a turn cut inside speech)
 
 
 @dataclass(slots=True)
@@ -72,8 +73,8 @@ class DecodeScheduler:
         return next(_ids)
 
     def submit(
-        self, session: Hashable, kind: Kind, audio: np.ndarray
-    ) -> asyncio.Future[Transcription | None]:  # noqa: E501
+        self, session: Hashable, kind: Kind, audio: np.ndarray, *, words: bool = False
+    ) -> asyncio.Future[Transcription | None]:
         """Queue a clip from the loop that awaits it; the future gets the text, or None if a newer partial
         of the session replaced it, or the decode error."""
         loop = asyncio.get_running_loop()
@@ -82,7 +83,9 @@ class DecodeScheduler:
             if self._closed:
                 raise RuntimeError("decode scheduler closed")
             self._start_workers()
-            superseded = self._queue.submit(DecodeRequest(session, kind, _Payload(audio, future, loop)))
+            superseded = self._queue.submit(
+                DecodeRequest(session, kind, _Payload(audio, future, loop, words))
+            )
             self.stats.superseded += len(superseded)
             self._cond.notify()
         for request in superseded:
@@ -133,8 +136,12 @@ class DecodeScheduler:
                 self.stats.decoded += len(batch)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             try:
-                results: list[Transcription] | BaseException = self._engine.decode_batch(
-                    [r.payload.audio for r in batch]
+                audio = [r.payload.audio for r in batch]
+                words = [r.payload.words for r in batch]
+                results: list[Transcription] | BaseException = (
+                    self._engine.decode_batch(audio, words=words)
+                    if any(words)
+                    else self._engine.decode_batch(audio)
                 )
             except Exception as exc:  # every request of the batch gets the error
                 log.exception("batched decode failed", extra={"batch_size": len(batch)})

@@ -48,6 +48,8 @@ class _Job:
     start_sample: int
     end_sample: int
     result: asyncio.Future[Transcription | None]  # None: a newer partial replaced this one
+    words_from: int | None = None  # a turn next to a cut inside speech: keep the words whose
+    words_until: int | None = None  # middle lies in [words_from, words_until) (sample positions)
 
 
 def _ms(samples: int) -> int:
@@ -85,6 +87,8 @@ class LocalSession(QueuedSession):
         self._busy = 0  # chunks taken from the input queue and not yet segmented
         self._last_partial_at = 0
         self._revisions: dict[int, int] = {}  # turn start -> partials emitted; popped by the final
+        self._onsets: dict[int, int] = {}  # turn start -> reported start (speech onset); popped by the final
+        self._words_from: dict[int, int] = {}  # turn start -> words_from of a turn that follows a cut
 
     def _start(self) -> list[asyncio.Task[None]]:
         return [
@@ -131,7 +135,10 @@ class LocalSession(QueuedSession):
                 else:
                     probabilities = await asyncio.to_thread(self._vad.process, samples)
                 for probability in probabilities:
-                    await self._on_events(self._segmenter.push(probability))
+                    position, size = self._segmenter.position, self._segmenter.config.window_samples
+                    window = self._ring.slice(position, position + size)
+                    energy = float(np.sqrt(np.mean(window * window)))  # where to cut a too-long turn
+                    await self._on_events(self._segmenter.push(probability, energy))
                     await self._maybe_request_partial(probability)
             if ended:
                 await self._on_events(self._segmenter.flush())
@@ -148,10 +155,17 @@ class LocalSession(QueuedSession):
             match event:
                 case TurnStarted(start_sample=start):
                     self._last_partial_at = start
-                case TurnEnded(start_sample=start, end_sample=end):
+                    self._onsets[start] = event.onset
+                    if event.words_from is not None:
+                        self._words_from[start] = event.words_from
+                case TurnEnded(start_sample=start, end_sample=end, words_until=until):
+                    words_from = self._words_from.pop(start, None)
                     async with self._changed:
                         await self._changed.wait_for(self._room_for_final)
-                        if not self._promote_early(start, end):
+                        if words_from is not None or until is not None:
+                            # Next to a cut inside speech: split the overlap by word timestamps.
+                            self._submit("final", start, end, words=(words_from, until))
+                        elif not self._promote_early(start, end):
                             # The scheduler drops this session's waiting partial: the final supersedes it.
                             self._submit("final", start, end)
 
@@ -170,10 +184,21 @@ class LocalSession(QueuedSession):
             job = self._submit("partial", *(early or (start, position)))
             self._early_job = job if early else None
 
-    def _submit(self, kind: Literal["partial", "final"], start: int, end: int) -> _Job:
+    def _submit(
+        self,
+        kind: Literal["partial", "final"],
+        start: int,
+        end: int,
+        *,
+        words: tuple[int | None, int | None] | None = None,
+    ) -> _Job:
         """Hand a clip to the scheduler (caller holds `_changed`); latest partial wins there."""
-        future = self._scheduler.submit(self._id, kind, self._ring.slice(start, end))
-        job = _Job(kind, start, end, future)
+        audio = self._ring.slice(start, end)
+        if words is None:
+            future = self._scheduler.submit(self._id, kind, audio)
+        else:  # word timestamps cost an alignment pass: asked for only next to a cut in speech
+            future = self._scheduler.submit(self._id, kind, audio, words=True)
+        job = _Job(kind, start, end, future, *(words or (None, None)))
         self._jobs.append(job)
         self._pending_finals += kind == "final"
         self._changed.notify_all()
@@ -238,13 +263,20 @@ class LocalSession(QueuedSession):
         result = job.result.result()
         if result is None:  # superseded by a newer partial
             return
-        start_ms, end_ms = _ms(job.start_sample), _ms(job.end_sample)
+        if job.words_from is not None or job.words_until is not None:
+            result = result.keep_words(
+                None if job.words_from is None else (job.words_from - job.start_sample) / SAMPLE_RATE_HZ,
+                None if job.words_until is None else (job.words_until - job.start_sample) / SAMPLE_RATE_HZ,
+            )
+        onset = self._onsets.get(job.start_sample, job.start_sample)
+        start_ms, end_ms = _ms(onset), _ms(job.words_until or job.end_sample)
         if job.kind == "partial":
             if result.text:
                 revision = self._revisions.get(job.start_sample, 0)
                 self._revisions[job.start_sample] = revision + 1
                 await self._events.put(PartialText(start_ms, end_ms, result.text, revision))
             return
+        self._onsets.pop(job.start_sample, None)
         # An empty final is only worth sending when it has partials to replace.
         if result.text or self._revisions.pop(job.start_sample, 0):
             await self._events.put(FinalText(start_ms, end_ms, result.text, result.confidence))

@@ -6,6 +6,8 @@ which is what makes final segment ids stable when a call is re-read after a rest
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,9 +18,20 @@ class SegmenterConfig:
     end_threshold: float = 0.35  # below this, a window counts as silence (hysteresis)
     min_speech_ms: int = 250  # speech shorter than this never opens a turn
     max_silence_ms: int = 600  # silence that ends a turn
-    pre_roll_ms: int = 200  # audio kept in front of the first speech window
+    pre_roll_ms: int = 200  # audio kept in front of the first speech window (decoded, not reported)
+    onset_lead_ms: int = 32  # reported turn start: this much before the first speech window
+    # Silero on phone audio can miss a soft first word ("Asterisk is ..." scores 0.1 for 300 ms).
+    # Where window energies are given, the onset walks back from the first speech window over
+    # windows louder than the recent noise floor by onset_loud_db (and above onset_min_dbfs),
+    # bridging quiet gaps up to onset_bridge_ms, at most onset_lookback_ms.
+    onset_lookback_ms: int = 800
+    onset_bridge_ms: int = 200
+    onset_loud_db: float = 20.0
+    onset_min_dbfs: float = -45.0
     post_roll_ms: int = 150  # audio kept after the last speech window
     max_turn_ms: int = 9_500  # a turn must fit the engine's 10 s decode window
+    cut_search_ms: int = 3_000  # a too-long turn is cut at the quietest window of its last seconds
+    cut_overlap_ms: int = 1_000  # a cut inside speech: the next turn re-decodes this much before it
     window_samples: int = 512
     sample_rate_hz: int = 16_000
 
@@ -27,6 +40,13 @@ class SegmenterConfig:
             raise ValueError("need 0 < end_threshold <= start_threshold < 1")
         if self.max_turn_ms < 2 * self.min_speech_ms or self.max_turn_ms < 1_000:
             raise ValueError("max_turn_ms too short")
+        if (
+            not 0 < self.cut_search_ms < self.max_turn_ms // 2
+            or not 0 <= self.cut_overlap_ms < self.cut_search_ms
+        ):
+            raise ValueError(
+                "need 0 < cut_search_ms < max_turn_ms / 2 and 0 <= cut_overlap_ms < cut_search_ms"
+            )
 
     def samples(self, ms: int) -> int:
         return ms * self.sample_rate_hz // 1000
@@ -34,8 +54,16 @@ class SegmenterConfig:
 
 @dataclass(frozen=True, slots=True)
 class TurnStarted:
-    start_sample: int
+    start_sample: int  # first sample to decode: pre-roll included
+    onset_sample: int | None = None  # where the speech starts, as reported (None: start_sample)
+    # After a cut inside speech: the turn starts cut_overlap_ms before the cut and keeps only
+    # the words whose middle is at or after this sample (the previous turn keeps those before).
+    words_from: int | None = None
     kind: Literal["turn.started"] = "turn.started"
+
+    @property
+    def onset(self) -> int:
+        return self.start_sample if self.onset_sample is None else self.onset_sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +71,13 @@ class TurnEnded:
     start_sample: int
     end_sample: int
     reason: Literal["silence", "max_length", "end_of_input"]
+    onset_sample: int | None = None
+    words_until: int | None = None  # cut inside speech: keep only words whose middle is before this
     kind: Literal["turn.ended"] = "turn.ended"
+
+    @property
+    def onset(self) -> int:
+        return self.start_sample if self.onset_sample is None else self.onset_sample
 
 
 TurnEvent = TurnStarted | TurnEnded
@@ -57,9 +91,14 @@ class Segmenter:
         self._windows = 0  # windows seen; position = windows * window_samples
         self._candidate: int | None = None  # first sample of speech not yet long enough to open a turn
         self._turn_start: int | None = None
+        self._onset: int | None = None  # reported start of the open turn
         self._last_speech_end = 0
         self._last_turn_end = 0
-        self._turn_probs: list[tuple[int, float]] = []  # (window start, probability) of the open turn
+        # (window start, probability, RMS energy or None) of each window of the open turn
+        self._turn_probs: list[tuple[int, float, float | None]] = []
+        self._quiet: deque[tuple[int, float]] = deque(
+            maxlen=max(1, 2 * self.config.sample_rate_hz // self.config.window_samples)
+        )  # (start, dBFS) of recent windows outside turns
 
     @property
     def position(self) -> int:
@@ -77,17 +116,20 @@ class Segmenter:
         if self._turn_start is not None:
             return self._turn_start
         anchor = self._candidate if self._candidate is not None else self.position
-        return max(self._last_turn_end, anchor - cfg.samples(cfg.pre_roll_ms))
+        return max(self._last_turn_end, anchor - cfg.samples(cfg.pre_roll_ms + cfg.onset_lookback_ms))
 
-    def push(self, probability: float) -> list[TurnEvent]:
+    def push(self, probability: float, energy: float | None = None) -> list[TurnEvent]:
+        """One window's speech probability, and its RMS energy if known (finds quiet cut points)."""
         cfg = self.config
         start = self.position
         self._windows += 1
         end = self.position
         if self._turn_start is None:
+            if energy is not None:
+                self._quiet.append((start, 20 * math.log10(energy + 1e-9)))
             return self._idle(probability, start, end)
         events: list[TurnEvent] = []
-        self._turn_probs.append((start, probability))
+        self._turn_probs.append((start, probability, energy))
         if probability >= cfg.end_threshold:
             self._last_speech_end = end
         elif end - self._last_speech_end >= cfg.samples(cfg.max_silence_ms):
@@ -115,34 +157,72 @@ class Segmenter:
             return []
         if end - self._candidate < cfg.samples(cfg.min_speech_ms):
             return []
-        turn_start = max(self._last_turn_end, self._candidate - cfg.samples(cfg.pre_roll_ms))
-        self._turn_start = turn_start
+        refined = self._speech_onset(self._candidate)
+        turn_start = max(self._last_turn_end, refined - cfg.samples(cfg.pre_roll_ms))
+        onset = max(turn_start, min(refined, self._candidate - cfg.samples(cfg.onset_lead_ms)))
+        self._turn_start, self._onset = turn_start, onset
         self._last_speech_end = end
         self._candidate = None
         # Windows of the candidate count as speech for later cut decisions.
-        self._turn_probs = [(s, 1.0) for s in range(turn_start, end, cfg.window_samples)]
-        return [TurnStarted(turn_start)]
+        self._turn_probs = [(s, 1.0, None) for s in range(turn_start, end, cfg.window_samples)]
+        return [TurnStarted(turn_start, onset)]
+
+    def _speech_onset(self, candidate: int) -> int:
+        """Walk back from the first speech window over loud windows (see onset_lookback_ms)."""
+        cfg = self.config
+        history = [(s, db) for s, db in self._quiet if max(0, self._last_turn_end) <= s < candidate]
+        if not history:
+            return candidate
+        levels = sorted(db for _, db in self._quiet)
+        floor = levels[len(levels) // 10]
+        loud = max(floor + cfg.onset_loud_db, cfg.onset_min_dbfs)
+        onset, quiet = candidate, 0
+        for s, db in reversed(history):
+            if s < candidate - cfg.samples(cfg.onset_lookback_ms):
+                break
+            if db >= loud:
+                onset, quiet = s, 0
+            else:
+                quiet += cfg.window_samples
+                if quiet > cfg.samples(cfg.onset_bridge_ms):
+                    break
+        return onset
 
     def _end_turn(self, reason: Literal["silence", "end_of_input"]) -> TurnEnded:
         assert self._turn_start is not None
         cfg = self.config
         end = min(self.position, self._last_speech_end + cfg.samples(cfg.post_roll_ms))
-        event = TurnEnded(self._turn_start, end, reason)
-        self._turn_start = None
+        event = TurnEnded(self._turn_start, end, reason, self._onset)
+        self._turn_start = self._onset = None
         self._turn_probs = []
         self._last_turn_end = end
         return event
 
     def _cut_turn(self) -> list[TurnEvent]:
-        """Too long: end at the least speechy window of the turn's second half, go on from there."""
+        """Too long: cut at the quietest window of the last cut_search_ms, go on from there.
+
+        Quietest: a window below end_threshold (a pause) before any speech window, then the lowest
+        energy (the probability where energy is unknown), the latest on ties. A cut in a pause
+        splits no word. A cut inside speech may split one: the next turn then starts
+        cut_overlap_ms earlier, and the two turns split their words at the middle of the overlap
+        (by the engine's word timestamps), so each word is kept by exactly one of them.
+        """
         assert self._turn_start is not None
         cfg = self.config
-        half = self._turn_start + cfg.samples(cfg.max_turn_ms) // 2
-        candidates = [(p, -s) for s, p in self._turn_probs if s >= half]
-        _, neg_cut = min(candidates)  # lowest probability; the latest such window on ties
-        cut = -neg_cut
-        ended = TurnEnded(self._turn_start, cut, "max_length")
-        self._turn_start = cut
+        lo = self.position - cfg.samples(cfg.cut_search_ms)
+
+        def quietness(window: tuple[int, float, float | None]) -> tuple[bool, float, int]:
+            start, probability, energy = window
+            return (probability >= cfg.end_threshold, probability if energy is None else energy, -start)
+
+        cut_start, cut_probability, _ = min((w for w in self._turn_probs if w[0] >= lo), key=quietness)
+        cut = cut_start + cfg.window_samples // 2  # the middle of the quiet window
+        in_speech = cut_probability >= cfg.end_threshold and cfg.cut_overlap_ms > 0
+        split = cut - cfg.samples(cfg.cut_overlap_ms) // 2 if in_speech else None
+        ended = TurnEnded(self._turn_start, cut, "max_length", self._onset, words_until=split)
+        next_start = cut - cfg.samples(cfg.cut_overlap_ms) if in_speech else cut
+        self._turn_start = next_start
+        self._onset = split if split is not None else cut
         self._last_turn_end = cut
-        self._turn_probs = [(s, p) for s, p in self._turn_probs if s >= cut]
-        return [ended, TurnStarted(cut)]
+        self._turn_probs = [w for w in self._turn_probs if w[0] >= next_start]
+        return [ended, TurnStarted(next_start, self._onset, words_from=split)]

@@ -1,0 +1,262 @@
+"""Streaming fidelity against batch decoding: `python -m bench.fidelity [--legs 1,8] [--sets asterisk,librivox]`.
+
+Replays real speech (Asterisk 8 kHz phone prompts a-l of 2-9 s, and those of 9-30 s as
+`asterisk-long`, which must be cut; LibriVox reading) through the streaming
+path: each utterance goes through G.711 mu-law at 8 kHz and back (transcribe/codec.py, as a call
+leg's audio would), then into LocalSessions (Silero VAD, segmenter, decode scheduler, Whisper
+tiny.en) in 20 ms frames at `--speed` times real time. The utterances of a set are dealt round
+robin to the legs, so every step decodes the same audio whatever the number of legs. Per set and
+per number of legs it prints, for the same audio and the same model:
+
+- stream WER: the finals of each leg, joined, against that leg's references, joined (so a turn
+  cut in two or two prompts merged count only for the words they lose or add);
+- batch WER: the same model (faster-whisper transcribe, greedy, timestamps) on each mu-law utterance
+  whole; the engine's own whole-utterance decode is printed too, per set;
+- ratio: stream WER / the better of the two whole-utterance WERs (the goal is <= 1.15);
+- onset: stored final start minus the true speech onset (first 10 ms frame above -35 dBFS in the
+  utterance), median and worst, in ms; and words clipped: references whose first word is missing
+  from the start of the first final that covers them.
+
+Figures from a shared machine: the WERs and the ratio do not depend on its load unless decoding
+falls behind, which the `lag` column (final latency p95) shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import jiwer
+import numpy as np
+
+from ingest.events import Codec
+from tests.speech import Utterance, asterisk_prompts, librivox_utterances, normalise_text
+from transcribe.codec import LegDecoder, _half_band_filter, encode_mulaw, to_int16
+from transcribe.decode_scheduler import DecodeScheduler
+from transcribe.local_session import LocalSession, LocalSessionConfig
+from transcribe.session import FinalText, SessionError
+from transcribe.whisper_engine import WhisperEngine
+
+RATE = 16_000
+FRAME_BYTES = 640  # 20 ms of PCM16 at 16 kHz
+PAUSE_S = 1.2
+ONSET_DBFS = -35.0
+
+
+def through_phone(utt: Utterance) -> np.ndarray:
+    """int16 16 kHz samples of the utterance after G.711 mu-law at 8 kHz (resampled first if 16 kHz)."""
+    samples = utt.samples
+    if utt.sample_rate_hz == 16_000:  # band-limit to 3.8 kHz, then keep every other sample
+        taps = _half_band_filter() / 2
+        filtered = np.convolve(samples.astype(np.float64), taps, mode="same")
+        samples = to_int16(filtered[::2])
+    decoder = LegDecoder(Codec.MULAW, 8_000)
+    payload = encode_mulaw(samples)
+    return np.concatenate([decoder.decode(payload[i : i + 160]) for i in range(0, len(payload), 160)])
+
+
+def speech_onset(samples: np.ndarray, rate: int = RATE) -> int:
+    """First sample of the first 10 ms frame louder than ONSET_DBFS (RMS), or 0."""
+    hop = rate // 100
+    x = samples.astype(np.float32) / 32768.0
+    frames = x[: len(x) // hop * hop].reshape(-1, hop)
+    rms_db = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
+    loud = np.flatnonzero(rms_db > ONSET_DBFS)
+    return int(loud[0]) * hop if len(loud) else 0
+
+
+@dataclass
+class Placed:
+    utt: Utterance
+    audio: np.ndarray  # int16 16 kHz after the phone channel
+    start: int  # sample position in the leg
+    onset: int  # true speech onset, sample position in the leg
+
+
+@dataclass
+class Leg:
+    placed: list[Placed] = field(default_factory=list)
+    audio: bytes = b""
+
+    @property
+    def reference(self) -> str:
+        return " ".join(p.utt.text for p in self.placed)
+
+
+def build_legs(utterances: list[tuple[Utterance, np.ndarray]], legs: int) -> list[Leg]:
+    out = [Leg() for _ in range(legs)]
+    pause = np.zeros(int(PAUSE_S * RATE), dtype=np.int16)
+    parts: list[list[np.ndarray]] = [[pause] for _ in range(legs)]
+    pos = [len(pause)] * legs
+    for i, (utt, audio) in enumerate(utterances):
+        k = i % legs
+        out[k].placed.append(Placed(utt, audio, pos[k], pos[k] + speech_onset(audio)))
+        parts[k] += [audio, pause]
+        pos[k] += len(audio) + len(pause)
+    for leg, p in zip(out, parts, strict=True):
+        leg.audio = np.concatenate(p).astype("<i2").tobytes()
+    return out
+
+
+@dataclass
+class LegResult:
+    finals: list[FinalText] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+async def run_leg(session: LocalSession, leg: Leg, speed: float, t0: float) -> LegResult:
+    result = LegResult()
+
+    async def collect() -> None:
+        async for event in session.events():
+            match event:
+                case FinalText(end_ms=end_ms):
+                    result.finals.append(event)
+                    result.latencies_s.append(time.perf_counter() - (t0 + end_ms / 1000 / speed))
+                case SessionError():
+                    result.errors += 1
+
+    async with session, asyncio.TaskGroup() as tasks:
+        tasks.create_task(collect(), name="fidelity-collect")
+        for k, i in enumerate(range(0, len(leg.audio), FRAME_BYTES)):
+            due = t0 + (k + 1) * 0.02 / speed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await session.send_audio(leg.audio[i : i + FRAME_BYTES])
+        await session.end_input()
+    return result
+
+
+def onset_errors(leg: Leg, finals: list[FinalText]) -> tuple[list[float], int]:
+    """Per utterance: first final overlapping it, its start minus the true onset (ms); clipped first words."""
+    errors, clipped = [], 0
+    for p in leg.placed:
+        lo, hi = p.start * 1000 // RATE, (p.start + len(p.audio)) * 1000 // RATE
+        covering = [f for f in finals if f.end_ms > lo and f.start_ms < hi and f.text.strip()]
+        if not covering:
+            clipped += 1
+            continue
+        first = min(covering, key=lambda f: f.start_ms)
+        errors.append(first.start_ms - p.onset * 1000 / RATE)
+        words = normalise_text(first.text).split()
+        if p.utt.text.split()[0] not in words[:2]:
+            clipped += 1
+    return errors, clipped
+
+
+async def stream_step(
+    engine: WhisperEngine, utterances: list[tuple[Utterance, np.ndarray]], legs: int, speed: float
+) -> dict[str, float]:
+    built = build_legs(utterances, legs)
+    scheduler = DecodeScheduler(engine)
+    sessions = [LocalSession(engine, LocalSessionConfig(), scheduler=scheduler) for _ in built]
+    t0 = time.perf_counter() + 0.05
+    cpu0 = time.process_time()
+    results = await asyncio.gather(*(run_leg(s, leg, speed, t0) for s, leg in zip(sessions, built, strict=True)))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    scheduler.close()
+    refs = [leg.reference for leg in built]
+    hyps = [" ".join(normalise_text(f.text) for f in r.finals) or "-" for r in results]
+    onsets, clipped = [], 0
+    for leg, r in zip(built, results, strict=True):
+        e, c = onset_errors(leg, r.finals)
+        onsets += e
+        clipped += c
+    latencies = [x for r in results for x in r.latencies_s]
+    return {
+        "wer": jiwer.wer(refs, hyps),
+        "onset_p50": float(np.median(onsets)) if onsets else float("nan"),
+        "onset_worst": float(max(onsets, key=abs)) if onsets else float("nan"),
+        "onset_within_150": sum(-150 <= e <= 150 for e in onsets) / max(1, len(onsets)),
+        "clipped": clipped,
+        "lag_p95": float(np.percentile(latencies, 95)) if latencies else float("nan"),
+        "cores": cpu / wall,
+        "errors": sum(r.errors for r in results),
+        "hyps": hyps,
+        "refs": refs,
+    }
+
+
+def batch_wer(engine: WhisperEngine, utterances: list[tuple[Utterance, np.ndarray]]) -> tuple[float, float]:
+    """(faster-whisper's own transcribe, the engine's decode) of each utterance whole.
+
+    The first is the reference of the ratio: the same model and weights (tiny.en int8), greedy, in
+    faster-whisper's 30 s window with timestamps, not conditioned on other text, no VAD filter. It
+    does not change when the streaming engine does, so before/after ratios share a denominator.
+    """
+    refs = [u.text for u, _ in utterances]
+    model = engine._model  # the engine's loaded faster-whisper model: same weights, same compute type
+    whole, window = [], []
+    for _, audio in utterances:
+        x = audio.astype(np.float32) / 32768.0
+        segments, _ = model.transcribe(
+            x, language="en", beam_size=1, temperature=0.0, condition_on_previous_text=False, vad_filter=False
+        )
+        whole.append(normalise_text(" ".join(s.text for s in segments)) or "-")
+        window.append(normalise_text(engine.decode(x).text) or "-")
+    return jiwer.wer(refs, whole), jiwer.wer(refs, window)
+
+
+def load_set(name: str, limit: int | None) -> list[tuple[Utterance, np.ndarray]]:
+    sets = {
+        "asterisk": lambda: asterisk_prompts(),
+        "asterisk-long": lambda: asterisk_prompts(9.0, 30.0),  # longer than the decode window: cut
+        "librivox": librivox_utterances,
+    }
+    if name not in sets:
+        raise SystemExit(f"bench.fidelity: unknown set {name!r} (known: {', '.join(sets)})")
+    utts = list(sets[name]())
+    if limit:
+        utts = utts[:limit]
+    return [(u, through_phone(u)) for u in utts]
+
+
+HEADER = "set        utts  legs  stream WER  batch WER  ratio  onset p50/worst ms  <=150ms  clipped  lag p95 s  cores"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.fidelity", description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default="asterisk,asterisk-long,librivox", help="sets, comma-separated")
+    p.add_argument("--legs", default="1,8", help="concurrent legs per step, comma-separated")
+    p.add_argument("--speed", type=float, default=1.0, help="feed audio at this many times real time")
+    p.add_argument("--limit", type=int, default=None, help="first N utterances of each set only")
+    p.add_argument("--show", action="store_true", help="print each leg's reference and streamed text")
+    return p
+
+
+async def amain(args: argparse.Namespace) -> None:
+    engine = WhisperEngine()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(HEADER, flush=True)
+    for name in args.sets.split(","):
+        utterances = load_set(name, args.limit)
+        batch, window = batch_wer(engine, utterances)
+        print(f"{name}: engine decoding each utterance whole: WER {window:.3f}", flush=True)
+        for legs in (int(n) for n in args.legs.split(",")):
+            r = await stream_step(engine, utterances, legs, args.speed)
+            best = min(batch, window)  # the stricter denominator: the better whole-utterance decode
+            ratio = r["wer"] / best if best else float("inf")
+            print(
+                f"{name:<10} {len(utterances):>4}  {legs:>4}  {r['wer']:10.3f}  {batch:9.3f}  {ratio:5.2f}  "
+                f"{r['onset_p50']:7.0f} / {r['onset_worst']:6.0f}     {r['onset_within_150']:6.0%}  "
+                f"{r['clipped']:>7}  {r['lag_p95']:9.2f}  {r['cores']:5.2f}"
+                + (f"  errors {r['errors']}" if r["errors"] else ""),
+                flush=True,
+            )
+            if args.show:
+                for ref, hyp in zip(r["refs"], r["hyps"], strict=True):
+                    print(f"  REF {ref}\n  HYP {hyp}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    asyncio.run(amain(parser().parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Turns of the embedded engine on real phone speech: first words kept, onsets placed, nothing
+invented out of tones or noise, long turns cut at pauses with no word lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+
+import jiwer
+import numpy as np
+import pytest
+
+from bench.fidelity import speech_onset, through_phone
+from tests.speech import asterisk_available, asterisk_prompts, normalise_text
+from tests.transcribe.test_whisper_engine import NOT_SPEECH
+from transcribe.local_session import LocalSession
+from transcribe.session import FinalText, PartialText
+
+R = 16_000
+pytestmark = pytest.mark.skipif(not asterisk_available(), reason="Asterisk prompts not installed")
+
+
+async def stream(engine, audio: np.ndarray) -> list:
+    """int16 16 kHz through a LocalSession in 20 ms frames, letting decoding catch up every 250 ms."""
+    pcm = audio.astype("<i2").tobytes()
+    events: list = []
+    async with LocalSession(engine) as session:
+
+        async def collect() -> None:
+            async for event in session.events():
+                events.append(event)
+
+        reader = asyncio.create_task(collect(), name="test-collect")
+        for i in range(0, len(pcm), 640):
+            await session.send_audio(pcm[i : i + 640])
+            if i % 8_000 == 0:
+                await session.wait_idle()
+        await session.end_input()
+        await reader
+    return events
+
+
+def phone(name: str) -> tuple[str, np.ndarray]:
+    utt = next(u for u in asterisk_prompts(2.0, 30.0) if u.name == name)
+    return utt.text, through_phone(utt)
+
+
+FIRST_WORDS = ["agent-pass", "demo-moreinfo", "conf-enteringno", "dir-nomore", "conf-getpin", "dir-first"]
+
+
+async def test_the_first_word_of_every_turn_survives_and_the_turn_starts_at_the_speech(whisper_engine):
+    """Prompts back to back 0.7 s apart (the pre-roll would reach into the previous turn) and one
+    at the very first sample of the leg; demo-moreinfo starts with "Asterisk", which Silero scores
+    0.1 for its first 300 ms."""
+    prompts = [phone(n) for n in FIRST_WORDS]
+    gap = np.zeros(int(0.7 * R), np.int16)
+    first_text, first_audio = prompts[0]
+    first_audio = first_audio[speech_onset(first_audio) :]  # speech from the leg's first sample
+    parts, onsets, pos = [first_audio, gap], [0], len(first_audio) + len(gap)
+    for _, audio in prompts[1:]:
+        onsets.append(pos + speech_onset(audio))
+        parts += [audio, gap]
+        pos += len(audio) + len(gap)
+    events = await stream(whisper_engine, np.concatenate(parts))
+    finals = [e for e in events if isinstance(e, FinalText) and e.text.strip()]
+    for (text, _), onset in zip(prompts, onsets, strict=True):
+        onset_ms = onset * 1000 // R
+        first = min((f for f in finals if f.end_ms > onset_ms), key=lambda f: abs(f.start_ms - onset_ms))
+        assert abs(first.start_ms - onset_ms) <= 150, (text, first)
+        assert normalise_text(first.text).split()[0] == text.split()[0], (text, first.text)
+
+
+async def test_tones_noise_and_dtmf_on_a_leg_give_no_words(whisper_engine):
+    pause = np.zeros(R // 2, np.float32)
+    audio = np.concatenate([x for make in NOT_SPEECH.values() for x in (make(), pause)])
+    events = await stream(whisper_engine, np.clip(audio * 32768, -32768, 32767).astype(np.int16))
+    texts = [e.text for e in events if isinstance(e, FinalText | PartialText) and e.text.strip()]
+    assert texts == []
+
+
+async def test_long_turns_are_cut_at_pauses_and_no_word_is_lost_or_doubled(whisper_engine):
+    """Prompts of 17 and 25 s (beyond the 10 s decode window), as one leg."""
+    prompts = [phone("demo-echotest"), phone("basic-pbx-ivr-main")]
+    pause = np.zeros(R, np.int16)
+    events = await stream(whisper_engine, np.concatenate([pause, prompts[0][1], pause, prompts[1][1], pause]))
+    finals = [e for e in events if isinstance(e, FinalText) and e.text.strip()]
+    assert len(finals) >= 4  # each prompt cut at least once
+    for a, b in zip(finals, finals[1:], strict=False):
+        assert b.start_ms >= a.end_ms  # turns follow one another, never overlap in the transcript
+        tail, head = normalise_text(a.text).split()[-2:], normalise_text(b.text).split()[:2]
+        assert tail != head, (a.text, b.text)  # no phrase doubled across a cut
+    reference = " ".join(text for text, _ in prompts)
+    hypothesis = " ".join(normalise_text(f.text) for f in finals)
+    wer = jiwer.wer(reference, hypothesis)
+    print(f"\nlong turns WER {wer:.3f}\nREF {reference}\nHYP {hypothesis}")
+    assert wer <= 0.12
