@@ -54,3 +54,19 @@ FIRST_DELTA_LATENCY = Histogram(
 FRAMES_DROPPED = Counter(
     "callscope_transcribe_frames_dropped_total", "Frames not transcribed, by reason", ["reason"]
 )
+
+# Known label values start at 0, so dashboards and alerts see a series (and rate() a zero) before
+# the first error instead of "no data". The codes are transcribe/session.py's SpeechError codes.
+KNOWN_ERROR_CODES = (
+    "speech_error",
+    "engine_unavailable",
+    "engine_failure",
+    "invalid_audio",
+    "session_closed",
+)
+for _code in KNOWN_ERROR_CODES:
+    LEG_ERRORS.labels(_code)
+    REALTIME_RECONNECTS.labels(_code)
+for _type in ("partial", "final"):
+    SEGMENTS_RESENT.labels(_type)
+FRAMES_DROPPED.labels("leg_failed")

@@ -81,3 +81,20 @@ async def test_a_leg_re_read_after_a_takeover_counts_re_sent_segments_not_a_late
     delta, _ = await _run_leg(read_delay_s=40.0)  # the previous owner's audio, read again 40 s late
     assert delta["final"] == 0 and delta["partial"] == 0 and delta["first_partial"] == 0
     assert delta["resent_final"] == 2 and delta["resent_partial"] == 2
+
+
+def test_every_engine_error_code_is_exported_at_zero_before_it_first_happens():
+    from transcribe import metrics, session
+
+    codes = {
+        cls.code
+        for cls in vars(session).values()
+        if isinstance(cls, type) and issubclass(cls, session.SpeechError)
+    }
+    assert codes == set(metrics.KNOWN_ERROR_CODES)
+    for code in codes:
+        assert _sample("callscope_transcribe_leg_errors_total", code=code) is not None
+        assert (
+            REGISTRY.get_sample_value("callscope_transcribe_realtime_reconnects_total", {"code": code})
+            is not None
+        )
