@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from analyze.events import parse_assist_event
 from pipeline.contract import InvalidEvent
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 STAGE = "store"
 
 Records = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+Probe = Callable[[], Awaitable[None]]
+# While the database is down, between two write attempts, it is probed this often: the store
+# notices it is back within about this long, whatever the retry backoff has grown to.
+PROBE_INTERVAL_S = 0.5
 
 
 class Consumer(Protocol):
@@ -77,6 +83,8 @@ class SinkWorker:
         stop: asyncio.Event,
         max_batch_records: int = 500,
         poll_timeout_ms: int = 200,
+        probe: Probe | None = None,
+        probe_interval_s: float = PROBE_INTERVAL_S,
     ) -> None:
         self._consumer = consumer
         self._writer = writer
@@ -90,6 +98,9 @@ class SinkWorker:
         self._max_batch_records = max_batch_records
         self._poll_timeout_ms = poll_timeout_ms
         self._last_error = ""  # code of the latest write error, for the dead letter of a refused record
+        self._probe = probe
+        self._probe_interval_s = probe_interval_s
+        self._outage_since: float | None = None  # monotonic time of the first failed write of an outage
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -150,16 +161,40 @@ class SinkWorker:
                 attempt += 1
                 delay_s = self._retry.delay_s(attempt)
                 metrics.WRITE_RETRIES.inc()
-                log.warning(
-                    "database write failed; retrying",
-                    extra={"error": self._last_error, "attempt": attempt, "delay_s": delay_s},
-                )
-                if await _stopped_within(self._stop, delay_s):
+                if self._outage_since is None:  # one line when the outage starts, one when it ends
+                    self._outage_since = time.monotonic()
+                    log.warning(
+                        "database writes failing; holding the batch", extra={"error": self._last_error}
+                    )
+                else:
+                    log.debug(
+                        "database write failed again", extra={"error": self._last_error, "attempt": attempt}
+                    )
+                if await self._wait_for_retry(delay_s):
                     return _Outcome.STOPPED
                 continue
             metrics.BATCH_WRITE_SECONDS.observe(time.perf_counter() - started)
+            if self._outage_since is not None:
+                outage_s = round(time.monotonic() - self._outage_since, 2)
+                log.info("database writes recovered", extra={"outage_s": outage_s, "retries": attempt})
+                self._outage_since = None
             self._observe_written(batch)
             return _Outcome.WRITTEN
+
+    async def _wait_for_retry(self, delay_s: float) -> bool:
+        """Wait up to `delay_s` before the next write, less once a probe finds the database back;
+        True when stopped meanwhile."""
+        deadline = time.monotonic() + delay_s
+        while (left := deadline - time.monotonic()) > 0:
+            if await _stopped_within(self._stop, min(left, self._probe_interval_s)):
+                return True
+            if self._probe is not None and time.monotonic() < deadline:
+                try:
+                    await self._probe()
+                    return False
+                except DATABASE_ERRORS:
+                    pass
+        return self._stop.is_set()
 
     def _observe_written(self, batch: Batch) -> None:
         for kind, rows in batch.tables().items():
@@ -185,6 +220,11 @@ async def _stopped_within(stop: asyncio.Event, delay_s: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=delay_s)
     return stop.is_set()
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with asyncio.timeout(PROBE_INTERVAL_S * 2), engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 async def _migrate_when_reachable(config: StoreConfig, retry: RetryPolicy, stop: asyncio.Event) -> bool:
@@ -247,6 +287,7 @@ async def _serve(config: StoreConfig, stop: asyncio.Event) -> None:
             stop=stop,
             max_batch_records=config.max_batch_records,
             poll_timeout_ms=config.poll_timeout_ms,
+            probe=functools.partial(_select_one, engine),
         )
         await worker.run()
     log.info("store worker stopped")

@@ -269,7 +269,8 @@ class RestartablePostgres:
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-async def test_database_outage_holds_commits_and_loses_nothing(config: StoreConfig) -> None:
+async def test_database_outage_holds_commits_and_loses_nothing(config: StoreConfig, caplog) -> None:
+    caplog.set_level("INFO", logger="store.worker")
     pg = await asyncio.to_thread(RestartablePostgres)
     engine = create_async_engine(pg.url, poolclass=NullPool)
     config = config.model_copy(update={"database_url": pg.url})
@@ -286,12 +287,20 @@ async def test_database_outage_holds_commits_and_loses_nothing(config: StoreConf
             await eventually(lambda: _true(_retries() >= retries_before + 2))
             assert await _committed_total(config) == len(before_outage)  # nothing committed while down
 
+            back_at = time.time()  # the server is asked to start (it is up ~0.2 s later)
             await asyncio.to_thread(pg.start)
             await eventually(
                 lambda: _equals_int(_committed_total(config), len(before_outage) + len(during_outage))
             )
         call_ids = [f"w-outage-{i}" for i in range(4)]
         assert await counts(engine, call_ids) == expected(call_ids, 3)
+        said = [r for r in caplog.records if r.name == "store.worker" and "database writes" in r.getMessage()]
+        # One line when the outage starts, one when it ends (with its length), whatever the retries.
+        assert [r.getMessage() for r in said] == [
+            "database writes failing; holding the batch",
+            "database writes recovered",
+        ]
+        print(f"database back -> writes recovered: {said[1].created - back_at:.2f} s")
     finally:
         await engine.dispose()
         await asyncio.to_thread(pg.close)

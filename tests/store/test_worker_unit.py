@@ -179,3 +179,40 @@ async def test_commit_failure_after_the_write_does_not_stop_the_worker() -> None
     worker, _, _ = make_worker(writer, FakeConsumer(commit_error=CommitFailedError("rebalanced")))
     assert await worker.process(batch_of(record(TRANSCRIPTS, 0, ev.started("c1").to_bytes()))) is True
     assert len(writer.batches) == 1
+
+
+async def test_a_probe_notices_the_database_back_before_the_backoff_ends_and_says_so(caplog) -> None:
+    writer = FakeWriter(outages=3)
+    probes: list[int] = []
+
+    async def probe() -> None:  # down for the first probe, back from the second
+        probes.append(writer.attempts)
+        if len(probes) < 2:
+            raise sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())
+
+    consumer = FakeConsumer()
+    worker = SinkWorker(
+        consumer,
+        writer,
+        FakeDeadLetters(),
+        transcripts_topic=TRANSCRIPTS,
+        assist_topic=ASSIST,
+        retry=RetryPolicy(base_delay_s=600.0, max_delay_s=600.0),  # only a probe can end the wait
+        stop=asyncio.Event(),
+        probe=probe,
+        probe_interval_s=0.001,
+    )
+    caplog.set_level("DEBUG", logger="store.worker")
+
+    stored = await asyncio.wait_for(
+        worker.process(batch_of(record(TRANSCRIPTS, 0, ev.started("c1").to_bytes()))), 30
+    )
+
+    assert stored and writer.attempts == 4 and len(consumer.commits) == 1
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelname != "DEBUG"]
+    assert said == [
+        ("WARNING", "database writes failing; holding the batch"),
+        ("INFO", "database writes recovered"),
+    ]
+    (recovered,) = [r for r in caplog.records if r.getMessage() == "database writes recovered"]
+    assert recovered.retries == 3 and recovered.outage_s >= 0
