@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from pipeline.metrics import LATENCY_BUCKETS_S
+
 EVENTS_FOLDED = Counter(
     "callscope_console_events_total", "Transcript and assist records folded into the live state", ["topic"]
 )
@@ -15,7 +17,7 @@ STREAMS_OPEN = Gauge("callscope_console_streams_open", "Open live streams", ["ki
 DELIVERY_LATENCY = Histogram(
     "callscope_console_agent_delivery_latency_seconds",
     "Assist event emitted by analyze -> written to an agent's stream",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    buckets=LATENCY_BUCKETS_S,
 )
 FEED_UP = Gauge("callscope_console_feed_up", "1 while the live feed reads from the broker")
 HTTP_REQUESTS = Counter(
