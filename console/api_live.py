@@ -85,7 +85,14 @@ async def wall_stream(request: Request) -> Response:
                     yield sse.KEEPALIVE
                     continue
                 await asyncio.sleep(COALESCE_S)
-                changed = [c for c in state.calls.values() if c.version > version]
+                changed = state.changed_since(version)
+                if changed is None:  # this stream fell behind the change log: start it over
+                    version = state.version
+                    rows = _visible_rows(console, who, state.active_calls(), console.clock())
+                    yield sse.message(
+                        "snapshot", {"calls": rows, "feed": console.hub.status.view(), "now": console.clock()}
+                    )
+                    continue
                 removed = set(state.removed_since(version))
                 version = state.version
                 now = console.clock()

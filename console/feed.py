@@ -73,6 +73,10 @@ class Hub:
         except InvalidEvent as exc:
             metrics.EVENTS_REJECTED.labels(topic_kind, exc.reason).inc()
             return
+        except Exception as exc:  # a bug folding one event must not take every page down with it
+            metrics.EVENTS_REJECTED.labels(topic_kind, "fold_error").inc()
+            log.error("event not folded", extra={"topic": topic_kind, "error": type(exc).__name__})
+            return
         metrics.EVENTS_FOLDED.labels(topic_kind).inc()
         self.status.records += 1
         for item in items:

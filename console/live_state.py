@@ -36,6 +36,7 @@ MAX_MARKS_PER_CALL = 500
 MAX_SENTIMENT_POINTS = 600
 MAX_LATENCY_SAMPLES = 200
 MAX_UNROUTED = 50
+MAX_TOUCHED = 50_000
 LATENCY_STAGES = ("audio_to_partial", "speech_end_to_final", "final_to_hint")
 
 
@@ -217,6 +218,8 @@ class LiveState:
         self.calls: OrderedDict[str, LiveCall] = OrderedDict()
         self.version = 0
         self.removed: deque[tuple[int, str]] = deque(maxlen=10_000)  # (version, call_id) gone from the wall
+        # (version, call_id) of every change, so a stream finds what changed without scanning all calls
+        self.touched: deque[tuple[int, str]] = deque(maxlen=MAX_TOUCHED)
         self._max_calls = max_calls
         self._stale_call_s = stale_call_s
         self._linger_s = ended_call_linger_s
@@ -226,11 +229,29 @@ class LiveState:
         self.version += 1
         return self.version
 
+    def _touch(self, call: LiveCall, version: int | None = None) -> int:
+        call.version = self._bump() if version is None else version
+        self.touched.append((call.version, call.call_id))
+        return call.version
+
+    def changed_since(self, version: int) -> list[LiveCall] | None:
+        """Calls changed after `version`, oldest change first; None when the change log no longer
+        reaches back that far (the caller sends a full snapshot instead)."""
+        if len(self.touched) == self.touched.maxlen and self.touched[0][0] > version + 1:
+            return None
+        ids: dict[str, None] = {}
+        for v, call_id in reversed(self.touched):
+            if v <= version:
+                break
+            ids[call_id] = None
+        return [self.calls[i] for i in reversed(ids) if i in self.calls]
+
     def _call(self, call_id: str, now: float) -> LiveCall:
         call = self.calls.get(call_id)
         if call is None:
-            call = LiveCall(call_id=call_id, version=self._bump(), last_event_at=now)
+            call = LiveCall(call_id=call_id, version=0, last_event_at=now)
             self.calls[call_id] = call
+            self._touch(call)
             while len(self.calls) > self._max_calls:
                 old_id, _ = self.calls.popitem(last=False)
                 self.removed.append((self._bump(), old_id))
@@ -246,7 +267,7 @@ class LiveState:
                 call.source, call.started_at = event.source, event.started_at
                 if call.ended_at is not None and call.ended_at < event.started_at:
                     call.ended_at = None  # the same call id started again (a replay)
-                call.version = self._bump()
+                self._touch(call)
                 started = self._agent_item(
                     call, f"start-{event.call_id}", "call.started", call.row(event.started_at)
                 )
@@ -255,8 +276,7 @@ class LiveState:
             case TranscriptCallEnded():
                 call = self._call(event.call_id, now)
                 call.ended_at, call.end_reason = event.ended_at, event.reason
-                call.version = self._bump()
-                self.removed.append((call.version, call.call_id))
+                self.removed.append((self._touch(call), call.call_id))
                 return self._agent_item(call, f"end-{event.call_id}", "call.ended", {"call_id": call.call_id})
             case PartialSegment() | FinalSegment():
                 self._fold_segment(self._call(event.call_id, now), event)
@@ -264,7 +284,7 @@ class LiveState:
                 call = self._call(event.call_id, now)
                 call.leg_errors.append({"leg": event.leg, "code": event.code, "at": event.at})
                 del call.leg_errors[:-20]
-                call.version = self._bump()
+                self._touch(call)
         return []
 
     def _fold_segment(self, call: LiveCall, event: PartialSegment | FinalSegment) -> None:
@@ -297,7 +317,7 @@ class LiveState:
         line.start_ms, line.end_ms, line.text, line.final = event.start_ms, event.end_ms, event.text, is_final
         line.revision = event.revision if isinstance(event, PartialSegment) else line.revision
         line.version = version
-        call.version = version
+        self._touch(call, version)
 
     def fold_assist(self, event: AssistEvent, *, now: float) -> list[AgentItem]:
         call = self._call(event.call_id, now)
@@ -361,7 +381,7 @@ class LiveState:
                 call.metrics = event.model_dump(exclude={"v", "type", "call_id"})
             case RedactionAudit():
                 call.redactions += sum(event.counts.values())
-        call.version = self._bump()
+        self._touch(call)
         return items
 
     @staticmethod

@@ -37,6 +37,7 @@ const cs = {
   async signedIn() {
     cs.me = await cs.api("/api/me");
     cs.header();
+    cs.feed(cs.me.feed);
     return cs.me;
   },
 

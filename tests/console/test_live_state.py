@@ -176,3 +176,16 @@ def test_a_hint_read_before_its_call_started_reaches_the_agent_once_the_start_ar
         ("hint", "ava"),
         ("sentiment", "ava"),
     ]
+
+
+def test_changed_since_names_each_changed_call_once_and_gives_up_past_the_change_log():
+    state = LiveState()
+    a, b = ScriptedCall("a"), ScriptedCall("b")
+    fold_all(state, a.started(), b.started())
+    version = state.version
+    fold_all(state, a.final("agent", 0, "one"), b.final("agent", 0, "two"), a.final("agent", 2000, "three"))
+    assert [c.call_id for c in state.changed_since(version)] == ["b", "a"]
+    assert state.changed_since(state.version) == []
+    state.touched = type(state.touched)(state.touched, maxlen=2)  # a short log, for the test
+    fold_all(state, a.final("agent", 4000, "four"), b.final("agent", 4000, "five"))
+    assert state.changed_since(version) is None
