@@ -11,6 +11,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class SegmenterConfig:
@@ -226,3 +228,21 @@ class Segmenter:
         self._last_turn_end = cut
         self._turn_probs = [w for w in self._turn_probs if w[0] >= next_start]
         return [ended, TurnStarted(next_start, self._onset, words_from=split)]
+
+
+def quietest_cut(
+    samples: np.ndarray, search_samples: int, *, window_samples: int = 512, pause_db: float = 20.0
+) -> tuple[int, bool]:
+    """Where to cut audio that must be cut (no VAD at hand): the middle of the quietest window of
+    its last `search_samples`, the latest on ties; and whether that window is a pause (quieter
+    than -50 dBFS, or `pause_db` below the median window there), which splits no word."""
+    n = len(samples)
+    lo = max(0, n - search_samples)
+    lo = lo + (n - lo) % window_samples  # whole windows ending at the end
+    frames = np.asarray(samples[lo:n], dtype=np.float32).reshape(-1, window_samples)
+    if not len(frames):
+        return n, False
+    db = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
+    k = int(len(db) - 1 - np.argmin(db[::-1]))
+    pause = bool(db[k] <= -50.0 or db[k] <= float(np.median(db)) - pause_db)
+    return lo + k * window_samples + window_samples // 2, pause

@@ -8,13 +8,17 @@ sentinel in the audio queue (a stray one ends the next utterance at once), the q
 after each done, a binary frame drops the connection, and an utterance ends by itself at
 `max_utterance_s` (vLLM: max_model_len). Unlike vLLM, the audio queue is bounded: a full queue
 stops reading the socket, which is TCP backpressure. Whisper re-decodes the open window every
-`decode_interval_ms`; only text two decodes agree on goes out as deltas (agreement.py).
+`decode_interval_ms`; only text two decodes agree on goes out as deltas (agreement.py). A window
+that reaches `window_ms` is cut at the quietest point of its last `cut_search_ms` (not at the
+boundary); a cut inside speech re-decodes `cut_overlap_ms` in the next window and splits the
+words of the overlap at its middle by word timestamps, so no word is lost or sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import logging
 from dataclasses import dataclass
@@ -40,6 +44,7 @@ from transcribe.realtime_protocol import (
     parse_client_event,
     processing_error,
 )
+from transcribe.segmenter import quietest_cut
 from transcribe.whisper_engine import WhisperEngine
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,8 @@ class ServeConfig:
     max_utterance_s: float = 3_600.0  # an utterance ends by itself here (vLLM: max_model_len)
     decode_interval_ms: int = 1_000  # audio between two decodes of the open window
     window_ms: int = 9_500  # Whisper decodes at most 10 s: longer utterances go window by window
+    cut_search_ms: int = 3_000  # a full window is cut at the quietest point of its last seconds
+    cut_overlap_ms: int = 1_000  # a cut inside speech: the next window starts this much before it
     max_queued_chunks: int = 256  # appends held per connection; the socket is not read beyond
     max_audio_samples: int = 25 * 1024 * 1024  # per append (vLLM: VLLM_MAX_AUDIO_CLIP_FILESIZE_MB)
 
@@ -194,6 +201,7 @@ class _Connection:
         agreement = LocalAgreement()
         window: list[np.ndarray] = []
         window_samples = since_decode = total = 0
+        skip_s = 0.0  # words of the window's first seconds belong to the previous window
         text, deltas = "", 0
         while True:
             chunk = await self.audio.get()
@@ -204,30 +212,42 @@ class _Connection:
             window_samples += len(chunk)
             since_decode += len(chunk)
             total += len(chunk)
-            if window_samples >= window_cap:  # close this window, go on in the next
-                for delta in agreement.finish(await self._decode(window)):
+            if window_samples >= window_cap:  # close this window at a quiet point, go on in the next
+                samples = np.concatenate(window)
+                cut, pause = quietest_cut(samples, config.cut_search_ms * RATE_HZ // 1000)
+                overlap = 0 if pause else config.cut_overlap_ms * RATE_HZ // 1000
+                until_s = (cut - overlap / 2) / RATE_HZ if overlap else None
+                closing = await self._decode([samples[:cut]], skip_s, until_s)
+                for delta in agreement.finish(closing):
                     text, deltas = text + delta, deltas + 1
                     await self.send(TranscriptionDelta(delta))
-                window, window_samples, since_decode = [], 0, 0
+                carry = samples[cut - overlap :]
+                window, window_samples, since_decode = [carry], len(carry), 0
+                skip_s = overlap / 2 / RATE_HZ
             elif since_decode >= interval:
                 since_decode = 0
-                stable = agreement.update(await self._decode(window))
+                stable = agreement.update(await self._decode(window, skip_s))
                 for delta in stable or [""]:  # an empty delta says the engine is alive, as vLLM's pads
                     text, deltas = text + delta, deltas + 1
                     await self.send(TranscriptionDelta(delta))
             if total >= limit:
                 log.info("utterance reached max_utterance_s")
                 break
-        if window:
-            for delta in agreement.finish(await self._decode(window)):
+        if window_samples:
+            for delta in agreement.finish(await self._decode(window, skip_s)):
                 text, deltas = text + delta, deltas + 1
                 await self.send(TranscriptionDelta(delta))
         return text, deltas
 
-    async def _decode(self, window: list[np.ndarray]) -> str:
+    async def _decode(
+        self, window: list[np.ndarray], skip_s: float = 0.0, until_s: float | None = None
+    ) -> str:
+        """The window's text; with bounds, only the words whose middle lies in [skip_s, until_s)."""
         samples = np.concatenate(window) if window else np.zeros(0, dtype=np.float32)
-        result = await asyncio.to_thread(self.server.engine.decode, samples)
-        return result.text
+        if not skip_s and until_s is None:
+            return (await asyncio.to_thread(self.server.engine.decode, samples)).text
+        result = await asyncio.to_thread(functools.partial(self.server.engine.decode, samples, words=True))
+        return result.keep_words(skip_s or None, until_s).text
 
 
 async def run_server(

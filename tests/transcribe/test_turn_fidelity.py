@@ -44,6 +44,14 @@ def phone(name: str) -> tuple[str, np.ndarray]:
     return utt.text, through_phone(utt)
 
 
+def whole_utterance(engine, audio: np.ndarray) -> str:
+    """faster-whisper's own 30 s transcribe of the same model: the batch reference."""
+    segments, _ = engine._model.transcribe(
+        audio.astype(np.float32) / 32768, language="en", beam_size=1, condition_on_previous_text=False
+    )
+    return normalise_text(" ".join(s.text for s in segments))
+
+
 FIRST_WORDS = ["agent-pass", "demo-moreinfo", "conf-enteringno", "dir-nomore", "conf-getpin", "dir-first"]
 
 
@@ -93,3 +101,45 @@ async def test_long_turns_are_cut_at_pauses_and_no_word_is_lost_or_doubled(whisp
     wer = jiwer.wer(reference, hypothesis)
     print(f"\nlong turns WER {wer:.3f}\nREF {reference}\nHYP {hypothesis}")
     assert wer <= 0.12
+
+
+def test_quietest_cut_picks_the_pause_of_the_last_seconds_and_says_when_there_is_none():
+    from transcribe.segmenter import quietest_cut
+
+    rng = np.random.default_rng(1)
+    speech = rng.standard_normal(10 * R).astype(np.float32) * 0.1
+    speech[int(8.2 * R) : int(8.4 * R)] *= 0.001  # a pause 1.8 s before the end
+    speech[int(2.0 * R) : int(2.5 * R)] = 0  # quieter, but outside the last 3 s
+    cut, pause = quietest_cut(speech, 3 * R)
+    assert int(8.2 * R) <= cut <= int(8.4 * R) and pause
+    cut, pause = quietest_cut(rng.standard_normal(10 * R).astype(np.float32) * 0.1, 3 * R)
+    assert 7 * R <= cut <= 10 * R and not pause
+
+
+class _Socket:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, message: str) -> None:
+        self.sent.append(message)
+
+
+async def test_serve_cuts_a_long_utterance_at_pauses_without_losing_or_doubling_words(whisper_engine):
+    """`transcribe serve`: one 25 s utterance, cut window by window, as the deltas a client gets."""
+    import json
+
+    from transcribe.serve import _FINAL, RealtimeServer, ServeConfig, _Connection
+
+    text, audio = phone("basic-pbx-ivr-main")
+    server = RealtimeServer(whisper_engine, ServeConfig(decode_interval_ms=60_000))  # finals only
+    connection = _Connection(server, _Socket())  # type: ignore[arg-type]
+    connection.audio = asyncio.Queue()  # unbounded here: the whole utterance is queued at once
+    for i in range(0, len(audio), 3_200):
+        connection.audio.put_nowait(audio[i : i + 3_200].astype(np.float32) / 32768)
+    connection.audio.put_nowait(_FINAL)
+    said, _ = await connection._transcribe()
+    wer = jiwer.wer(text, normalise_text(said))
+    batch = jiwer.wer(text, whole_utterance(whisper_engine, audio))
+    print(f"\nserve WER {wer:.3f} (whole: {batch:.3f})\nREF {text}\nHYP {normalise_text(said)}")
+    assert wer <= batch + 0.05  # "press 1" for "press one" counts in both
+    assert all(json.loads(m)["type"] == "transcription.delta" for m in connection.ws.sent)
