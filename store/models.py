@@ -13,8 +13,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Double, Index, MetaData, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Double,
+    Index,
+    MetaData,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -52,6 +63,8 @@ class Call(Base):
     __table_args__ = (
         CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
         Index(None, "started_at"),
+        Index(None, "agent_id", "started_at"),  # history by agent (migration 0003)
+        Index(None, "queue", "started_at"),  # history by queue (migration 0003)
     )
 
 
@@ -82,10 +95,15 @@ class Segment(Base):
     sentiment_neutral: Mapped[float | None] = mapped_column(Double)
     sentiment_emitted_at: Mapped[datetime | None] = mapped_column(Timestamp)
     sentiment_stored_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Full-text search (console/history.py): PostgreSQL computes it from `text` (migration 0003).
+    search_vector: Mapped[str | None] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, COALESCE(text, ''::text))", persisted=True)
+    )
 
     __table_args__ = (
         CheckConstraint("leg IN ('agent', 'customer')", name="leg"),
         Index(None, "call_id", "start_ms"),
+        Index(None, "search_vector", postgresql_using="gin"),
     )
 
 
