@@ -144,6 +144,16 @@ def live_operations() -> Dashboard:
             ),
             series(
                 layout,
+                "Consumer lag per group (Apache Kafka via kafka-exporter; not on the embedded broker)",
+                [
+                    prom(
+                        "sum by (consumergroup, topic) (kafka_consumergroup_lag)",
+                        "{{consumergroup}} {{topic}}",
+                    )
+                ],
+            ),
+            series(
+                layout,
                 "Speech end -> final p95 vs target",
                 [
                     prom("max(job:callscope_transcribe_final_latency_seconds:p95_5m)", "p95", "A"),
