@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -138,3 +138,30 @@ def make_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOK
         linger_ms=linger_ms,
         max_request_size=2_000_000,
     )
+
+
+async def watch_broker(
+    probe: Callable[[], Awaitable[object]], *, stage: str, interval_s: float = 1.0, timeout_s: float = 2.0
+) -> None:
+    """Until cancelled, ask the broker something small (`probe`, e.g. a consumer's `topics()`)
+    every `interval_s`; one line when it stops answering within `timeout_s` (down or frozen), one
+    when it answers again, with the outage's length. A stalled fetch or commit says nothing itself."""
+    from aiokafka.errors import KafkaError
+
+    down_since: float | None = None
+    while True:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await probe()
+        except (TimeoutError, KafkaError, OSError) as exc:
+            if down_since is None:
+                down_since = (
+                    time.monotonic() - timeout_s if isinstance(exc, TimeoutError) else time.monotonic()
+                )
+                log.warning("broker not answering", extra={"stage": stage, "error": type(exc).__name__})
+        else:
+            if down_since is not None:
+                outage_s = round(time.monotonic() - down_since, 1)
+                log.info("broker answering again", extra={"stage": stage, "outage_s": outage_s})
+                down_since = None
+        await asyncio.sleep(interval_s)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from analyze.events import parse_assist_event
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetter, DeadLetterSink, dead_letter_for
-from pipeline.kafka import make_producer
+from pipeline.kafka import make_producer, watch_broker
 from pipeline.retry import RetryPolicy
 from pipeline.stage import flush_then_commit, metrics_server
 from store import metrics
@@ -289,5 +289,9 @@ async def _serve(config: StoreConfig, stop: asyncio.Event) -> None:
             poll_timeout_ms=config.poll_timeout_ms,
             probe=functools.partial(_select_one, engine),
         )
-        await worker.run()
+        watching = asyncio.create_task(watch_broker(consumer.topics, stage=STAGE), name="store-broker")
+        try:
+            await worker.run()
+        finally:
+            watching.cancel()
     log.info("store worker stopped")

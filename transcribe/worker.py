@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_record
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
-from pipeline.kafka import make_producer, start_client
+from pipeline.kafka import make_producer, start_client, watch_broker
 from pipeline.stage import metrics_server
 from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
@@ -45,7 +45,13 @@ class TranscribeWorker:
     """Audio records in, transcript events out: the intake feeds `_handle`, the registry holds the legs."""
 
     def __init__(
-        self, config: TranscribeConfig, consumer: Consumer, producer: Any, session_factory: SessionFactory
+        self,
+        config: TranscribeConfig,
+        consumer: Consumer,
+        producer: Any,
+        session_factory: SessionFactory,
+        *,
+        broker_probe: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._config = config
         self._producer = producer
@@ -63,6 +69,7 @@ class TranscribeWorker:
             fetch_max_records=config.fetch_max_records,
         )
         self._tg: asyncio.TaskGroup | None = None
+        self._broker_probe = broker_probe
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Fetch, commit and finalise idle legs until `stop` is set; then drain as run() says."""
@@ -77,6 +84,10 @@ class TranscribeWorker:
                     self._legs.retire_idle_every(cfg.idle_leg_timeout_s, idle_tick_s), name="transcribe-idle"
                 ),
             ]
+            if self._broker_probe is not None:  # says when the broker stops and starts answering
+                loops.append(
+                    tg.create_task(watch_broker(self._broker_probe, stage=STAGE), name="transcribe-broker")
+                )
             await stop.wait()
             for loop in loops:
                 loop.cancel()
@@ -215,7 +226,7 @@ async def run(
         try:
             consumer = await start_client(new_consumer, bootstrap=bootstrap, what="consumer", wait_s=wait_s)
             try:
-                worker = TranscribeWorker(config, consumer, producer, factory)
+                worker = TranscribeWorker(config, consumer, producer, factory, broker_probe=consumer.topics)
                 listener.on_revoked = worker.partitions_revoked
                 listener.on_assigned = worker.partitions_assigned
                 log.info("transcription worker started", extra={"topic": config.audio_topic})

@@ -13,10 +13,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,37 @@ from transcribe.events import FinalSegment, TranscriptCallEnded, parse_transcrip
 
 FAKE_TURN_MS = 500
 POLL_S = 0.1
+
+
+@contextlib.contextmanager
+def frozen_capable_broker() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A Tansu broker of this test's own, so it can be frozen (SIGSTOP) and thawed (SIGCONT)."""
+    from deploy.runtime import free_port, tansu_binary
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the broker did not start"
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.02)
+        yield f"127.0.0.1:{port}", proc
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass

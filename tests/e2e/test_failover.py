@@ -21,6 +21,7 @@ from tests.e2e.failover import (
     Worker,
     assigned_partitions,
     call_on_partition,
+    frozen_capable_broker,
     produce_silent_calls,
     start_worker,
     until,
@@ -192,3 +193,35 @@ async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootst
     turns = int(CALL_S * 1000) // FAKE_TURN_MS
     for call_id in calls:  # every turn final exactly once per id: the moved calls' repeats have the same ids
         assert len(set(tap.calls[call_id].segment_ids())) == turns, call_id
+
+
+async def test_a_frozen_broker_is_one_line_when_it_stops_answering_and_one_when_it_is_back(tmp_path):
+    freeze_s = 5.0
+
+    async def freeze(workers, tap, calls):
+        a = workers[0]
+        broker.send_signal(signal.SIGSTOP)
+        try:
+            await until(
+                "for a to say the broker is not answering",
+                lambda: a.logged("broker not answering"),
+                30,
+                workers=workers,
+            )
+            await asyncio.sleep(freeze_s)
+        finally:
+            broker.send_signal(signal.SIGCONT)
+        (back,) = await until(
+            "for a to say the broker is back", lambda: a.logged("broker answering again"), 30, workers=workers
+        )
+        return {"outage_s": back["outage_s"]}
+
+    with frozen_capable_broker() as (bootstrap, broker):
+        tap, calls, seen = await _run(bootstrap, tmp_path, freeze)
+        a_log = Worker("a", None, tmp_path / "a.log")  # type: ignore[arg-type]
+        assert (
+            len(a_log.logged("broker not answering")) == 1
+            and len(a_log.logged("broker answering again")) == 1
+        )
+    assert seen["outage_s"] >= freeze_s  # the line gives the outage's length
+    _assert_nothing_lost(tap, calls)
