@@ -29,7 +29,7 @@ class SegmenterConfig:
     onset_lookback_ms: int = 800
     onset_bridge_ms: int = 200
     onset_loud_db: float = 20.0
-    onset_min_dbfs: float = -45.0
+    onset_min_dbfs: float = -40.0  # room tone of a quiet line sits at -45 to -50
     post_roll_ms: int = 150  # audio kept after the last speech window
     max_turn_ms: int = 9_500  # a turn must fit the engine's 10 s decode window
     cut_search_ms: int = 3_000  # a too-long turn is cut at the quietest window of its last seconds
