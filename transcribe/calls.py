@@ -20,6 +20,8 @@ class CallState:
     partition: int
     started_offset: int
     leg_formats: dict[Leg, tuple[Codec, int]] = field(default_factory=dict)
+    opened_at: float = 0.0  # monotonic times, set by the worker: when it opened the call here,
+    last_audio_at: float = 0.0  # and when a frame of it last came
 
 
 class CallTable:
@@ -66,6 +68,9 @@ class CallTable:
         while len(self._ended) > self._remembered_ended:
             self._ended.popitem(last=False)
         return state
+
+    def open_calls(self) -> list[CallState]:
+        return list(self._open.values())
 
     def drop_partition(self, partition: int) -> list[CallState]:
         dropped = [s for s in self._open.values() if s.partition == partition]

@@ -87,6 +87,13 @@ class TranscribeConfig(StageSettings):
     # Heartbeat at a third of the timeout, as Kafka advises, so one lost heartbeat is survivable.
     session_timeout_ms: int = Field(3_000, ge=1_000, le=300_000)
     heartbeat_interval_ms: int = Field(1_000, ge=100, le=60_000)
+    # Overload and zombies: above max_live_calls open calls, a partition whose next record starts
+    # a call is held there (its backlog then pauses it at the consumer) until a call ends; the
+    # other calls of that partition wait with it. A call with no audio on any leg for
+    # idle_call_timeout_s, or open longer than max_call_duration_s, is ended here with that reason.
+    max_live_calls: int = Field(100, ge=1)
+    idle_call_timeout_s: float = Field(120.0, gt=0)
+    max_call_duration_s: float = Field(4 * 3600.0, gt=0)
     # At start-up, how long to wait for the broker (it may be starting too) before exiting.
     broker_wait_s: float = Field(30.0, ge=0, le=600)
 

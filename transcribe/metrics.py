@@ -35,6 +35,15 @@ CALLS_ACTIVE = Gauge("callscope_transcribe_calls_active", "Calls with at least o
 SESSIONS_OPEN = Gauge("callscope_transcribe_sessions_open", "Speech sessions open (one per active leg)")
 LEG_ERRORS = Counter("callscope_transcribe_leg_errors_total", "Session errors reported per leg", ["code"])
 PARTITIONS_PAUSED = Gauge("callscope_transcribe_partitions_paused", "Partitions paused for backpressure")
+PARTITIONS_HELD = Gauge(
+    "callscope_transcribe_partitions_held_for_capacity",
+    "Partitions held at a new call because this worker has max_live_calls open",
+)
+CALLS_ENDED_HERE = Counter(
+    "callscope_transcribe_calls_ended_by_worker_total",
+    "Calls this worker ended itself (no call.ended came), by reason",
+    ["reason"],
+)
 
 # Realtime (vLLM-compatible) engine client
 REALTIME_CONNECTIONS_OPEN = Gauge(
@@ -70,3 +79,5 @@ for _code in KNOWN_ERROR_CODES:
 for _type in ("partial", "final"):
     SEGMENTS_RESENT.labels(_type)
 FRAMES_DROPPED.labels("leg_failed")
+for _reason in ("idle", "max_duration"):
+    CALLS_ENDED_HERE.labels(_reason)

@@ -70,6 +70,7 @@ class TranscribeWorker:
         )
         self._tg: asyncio.TaskGroup | None = None
         self._broker_probe = broker_probe
+        self._capacity = asyncio.Event()  # set when a call leaves this worker
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Fetch, commit and finalise idle legs until `stop` is set; then drain as run() says."""
@@ -84,6 +85,7 @@ class TranscribeWorker:
                     self._legs.retire_idle_every(cfg.idle_leg_timeout_s, idle_tick_s), name="transcribe-idle"
                 ),
             ]
+            loops.append(tg.create_task(self._end_stale_calls_every(idle_tick_s), name="transcribe-stale"))
             if self._broker_probe is not None:  # says when the broker stops and starts answering
                 loops.append(
                     tg.create_task(watch_broker(self._broker_probe, stage=STAGE), name="transcribe-broker")
@@ -119,12 +121,18 @@ class TranscribeWorker:
                         await self._report_leg_once(event.call_id, event.leg, rejected.reason)
                     return
                 metrics.FRAMES_IN.inc()
+                state = self._calls.get(event.call_id)
+                if state is not None:
+                    state.last_audio_at = time.monotonic()
                 await self._feed(event, received_at)
             case CallStarted():
+                if self._calls.get(event.call_id) is None:
+                    await self._room_for_a_call(record.partition)
                 state = self._calls.start(event.call_id, record.partition, record.offset)
                 if state is None:
                     log.info("duplicate call.started ignored", extra={"call_id": event.call_id})
                     return
+                state.opened_at = state.last_audio_at = time.monotonic()
                 self._intake.watermark.call_started(record.partition, event.call_id, record.offset)
                 await self._emit(TranscriptCallStarted(**event.model_dump(exclude={"type", "v"})))
             case CallEnded():
@@ -133,6 +141,54 @@ class TranscribeWorker:
                     await self._deadletters.reject(record, ended.reason, ended.detail)
                     return
                 self._legs.close(event.call_id, functools.partial(self._call_closed, ended, event))
+                self._capacity.set()
+
+    async def _room_for_a_call(self, partition: int) -> None:
+        """Hold this partition at its new call while max_live_calls calls are open here."""
+        limit = self._config.max_live_calls
+        if len(self._calls) < limit:
+            return
+        log.warning(
+            "at max_live_calls: partition held at a new call", extra={"partition": partition, "limit": limit}
+        )
+        metrics.PARTITIONS_HELD.inc()
+        held_since = time.monotonic()
+        try:
+            while len(self._calls) >= limit:
+                self._capacity.clear()
+                await self._capacity.wait()
+        finally:
+            metrics.PARTITIONS_HELD.dec()
+        held_s = round(time.monotonic() - held_since, 1)
+        log.info("partition takes new calls again", extra={"partition": partition, "held_s": held_s})
+
+    async def _end_stale_calls_every(self, tick_s: float) -> None:
+        """Every `tick_s`, end the calls that went silent or ran too long without a call.ended."""
+        while True:
+            await asyncio.sleep(tick_s)
+            self.end_stale_calls(time.monotonic())
+
+    def end_stale_calls(self, now: float) -> list[str]:
+        """End here, as if their call.ended had come, the calls with no audio for idle_call_timeout_s
+        or open longer than max_call_duration_s (by monotonic time `now`); returns their ids."""
+        cfg = self._config
+        stale = []
+        for state in self._calls.open_calls():
+            if now - state.opened_at >= cfg.max_call_duration_s:
+                reason = "max_duration"
+            elif now - state.last_audio_at >= cfg.idle_call_timeout_s:
+                reason = "idle"
+            else:
+                continue
+            ended = self._calls.end(state.call_id)
+            assert isinstance(ended, CallState)
+            log.info("call ended by the worker", extra={"call_id": state.call_id, "reason": reason})
+            metrics.CALLS_ENDED_HERE.labels(reason).inc()
+            event = CallEnded(call_id=state.call_id, ended_at=time.time(), reason=reason)
+            self._legs.close(state.call_id, functools.partial(self._call_closed, ended, event))
+            self._capacity.set()
+            stale.append(state.call_id)
+        return stale
 
     async def _feed(self, frame: AudioFrame, received_at: float) -> None:
         call_id, leg = frame.call_id, frame.leg
@@ -183,6 +239,7 @@ class TranscribeWorker:
         for tp in self._intake.assigned(assigned):
             for state in self._calls.drop_partition(tp.partition):
                 self._legs.drop(state.call_id)
+                self._capacity.set()
 
 
 async def run(

@@ -30,7 +30,12 @@ from ingest.events import encode_audio_record
 from pipeline.kafka import make_producer
 from pipeline.topics import TOPICS
 from tests.transcribe.calls import FRAME_MS, call_records, frames_of
-from transcribe.events import FinalSegment, TranscriptCallEnded, parse_transcript_event
+from transcribe.events import (
+    FinalSegment,
+    TranscriptCallEnded,
+    TranscriptCallStarted,
+    parse_transcript_event,
+)
 
 FAKE_TURN_MS = 500
 POLL_S = 0.1
@@ -199,6 +204,7 @@ class Arrival:
 class CallSeen:
     finals: list[Arrival] = field(default_factory=list)
     ended: bool = False
+    started_at: float | None = None  # the call's own start (wall time), from its call.started
 
     def segment_ids(self) -> list[str]:
         return [a.final.segment_id for a in self.finals]
@@ -243,6 +249,8 @@ class TranscriptTap:
                         event = parse_transcript_event(record.value)
                         if isinstance(event, FinalSegment):
                             self.calls[event.call_id].finals.append(Arrival(event, now))
+                        elif isinstance(event, TranscriptCallStarted):
+                            self.calls[event.call_id].started_at = event.started_at
                         elif isinstance(event, TranscriptCallEnded):
                             self.calls[event.call_id].ended = True
         finally:

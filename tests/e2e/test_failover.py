@@ -34,7 +34,9 @@ JOIN_DEADLINE_S = 60.0
 CALLS_DEADLINE_S = 90.0
 
 
-async def _run(bootstrap: str, tmp_path: Path, scenario) -> tuple[TranscriptTap, list[str], dict]:
+async def _run(
+    bootstrap: str, tmp_path: Path, scenario, env: dict[str, str] | None = None
+) -> tuple[TranscriptTap, list[str], dict]:
     await create_topics(bootstrap, PARTITIONS)
     tap = TranscriptTap(bootstrap, PARTITIONS)
     tapping = asyncio.create_task(tap.run(), name="failover-tap")
@@ -42,7 +44,7 @@ async def _run(bootstrap: str, tmp_path: Path, scenario) -> tuple[TranscriptTap,
     calls = [call_on_partition(p, PARTITIONS, f"{tmp_path.name}-call") for p in range(PARTITIONS)]
     producing: asyncio.Task[None] | None = None
     try:
-        a = await start_worker("a", tmp_path, bootstrap, PARTITIONS)
+        a = await start_worker("a", tmp_path, bootstrap, PARTITIONS, env=env)
         workers.append(a)
         await until(
             "for worker a to own every partition",
@@ -224,4 +226,18 @@ async def test_a_frozen_broker_is_one_line_when_it_stops_answering_and_one_when_
             and len(a_log.logged("broker answering again")) == 1
         )
     assert seen["outage_s"] >= freeze_s  # the line gives the outage's length
+    _assert_nothing_lost(tap, calls)
+
+
+async def test_above_max_live_calls_new_calls_wait_and_then_go_through_with_nothing_lost(bootstrap, tmp_path):
+    async def nothing(workers, tap, calls):
+        return {}
+
+    env = {"CALLSCOPE_TRANSCRIBE_MAX_LIVE_CALLS": "2"}
+    tap, calls, _ = await _run(bootstrap, tmp_path, nothing, env=env)
+
+    (a,) = [Worker("a", None, tmp_path / "a.log")]  # type: ignore[arg-type]
+    held = a.logged("at max_live_calls: partition held at a new call")
+    assert len(held) == PARTITIONS - 2, held  # two calls at once; the other two partitions waited
+    assert len(a.logged("partition takes new calls again")) == len(held)
     _assert_nothing_lost(tap, calls)

@@ -7,6 +7,7 @@ a revoke does are checked in a second.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 from aiokafka import TopicPartition
@@ -15,6 +16,7 @@ from ingest.events import encode_audio_record
 from pipeline.topics import TOPICS
 from tests.transcribe.calls import call_records, frames_of
 from tests.transcribe.fakes import FakeConsumer, FakeProducer, FakeSessionFactory
+from transcribe import metrics
 from transcribe.config import TranscribeConfig
 from transcribe.events import FinalSegment, parse_transcript_event
 from transcribe.worker import TranscribeWorker
@@ -99,3 +101,55 @@ async def test_a_partition_assigned_back_keeps_its_open_call_live() -> None:
     assert running.types().count("call.started") == 1
     (session,) = running.sessions.sessions[("c1", "customer")]  # one session: not restarted
     assert session.ended
+
+
+def _two_partitions(**config: object) -> Running:
+    running = Running()
+    running.consumer = FakeConsumer(TOPICS.audio, partitions=(0, 1))
+    running.producer = FakeProducer(running.consumer.log)
+    cfg = TranscribeConfig(metrics_address="off", commit_interval_s=0.05, **config)
+    running.worker = TranscribeWorker(cfg, running.consumer, running.producer, running.sessions)
+    return running
+
+
+async def test_above_max_live_calls_a_partition_waits_at_its_new_call_until_one_ends() -> None:
+    running = _two_partitions(max_live_calls=1)
+    first, second = one_second_call("c1"), one_second_call("c2")
+    running.consumer.deliver(0, values=first[:-1])  # c1 stays open
+    running.consumer.deliver(1, values=second)
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: running.types().count("segment.final") == 5)
+    await running.producer.wait_until(lambda: metrics.PARTITIONS_HELD._value.get() == 1)
+    assert [e.call_id for e in running.transcripts() if e.type == "call.started"] == ["c1"]
+
+    running.consumer.deliver(0, values=first[-1:])  # c1 ends: room for c2
+    await running.producer.wait_until(lambda: running.types().count("call.ended") == 2)
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    assert metrics.PARTITIONS_HELD._value.get() == 0
+    ends = [e.call_id for e in running.transcripts() if e.type == "call.ended"]
+    assert ends == ["c1", "c2"]
+
+
+async def test_a_silent_call_without_an_end_is_ended_here_with_a_reason() -> None:
+    running = _two_partitions(idle_call_timeout_s=60)
+    records = one_second_call("c1")
+    running.consumer.deliver(0, values=records[:-1])
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: running.types().count("segment.final") == 5)
+    assert running.worker.end_stale_calls(time.monotonic() + 1) == []
+    assert running.worker.end_stale_calls(time.monotonic() + 61) == ["c1"]
+    await running.producer.wait_until(lambda: "call.ended" in running.types())
+    running.consumer.deliver(0, values=records[-1:])  # the source's own end comes late
+    await running.producer.wait_until(lambda: len(running.producer.values(TOPICS.deadletter)) == 1)
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    (ended,) = [e for e in running.transcripts() if e.type == "call.ended"]
+    assert ended.reason == "idle" and running.types()[-1] == "call.ended"
+    assert b"call_already_ended" in running.producer.values(TOPICS.deadletter)[0]
+    (session,) = running.sessions.sessions[("c1", "customer")]
+    assert session.ended  # finished, not cancelled
