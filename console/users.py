@@ -170,9 +170,16 @@ def add_user(
             teams=team_map, users=tuple(u for u in current.users if u.username != username) + (user,)
         )
     except ValidationError as exc:
-        raise UsersFileError("; ".join(err["msg"] for err in exc.errors())[:300]) from None
+        raise UsersFileError("; ".join(_problem(err) for err in exc.errors())[:300]) from None
     save_users(path, updated)
     return user
+
+
+def _problem(err: Any) -> str:
+    field = ".".join(str(p) for p in err["loc"]) or "user"
+    if err["type"] == "string_pattern_mismatch":
+        return f"{field}: 1 to 64 letters, digits and _.@- (starting with a letter or digit)"
+    return f"{field}: {err['msg']}"
 
 
 class UserDirectory:

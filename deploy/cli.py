@@ -4,8 +4,9 @@ Only this module (through main()) reads the environment: it checks the required 
 each stage's config is built with pipeline.settings.load_settings (it reads CALLSCOPE_* itself).
 Stage modules are imported lazily so `callscope --help` stays fast and a stage's heavy
 dependencies (the speech model, faust) load only in the process that runs it. The sub-command
-modules (ingest_cli, gateway_cli, serve_cli, replay_cli) share deploy/cli_common.py, not this
-module. Benchmarks are not part of it: they run from the repository as `python -m bench.<name>`.
+modules (ingest_cli, gateway_cli, serve_cli, replay_cli, console_cli, grafana_cli) share
+deploy/cli_common.py, not this module. Benchmarks are not part of it: they run from the
+repository as `python -m bench.<name>`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from deploy.cli_common import (
     shared_settings,
     stage_env_rows,
 )
+from deploy.console_cli import add_console_command
 from deploy.gateway_cli import add_gateway_command
 from deploy.grafana_cli import add_grafana_command
 from deploy.ingest_cli import add_replay_command as add_ingest_replay_command
@@ -205,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         + f"\nreads: {TOPICS.transcripts}, {TOPICS.assist}\nwrites: PostgreSQL, {TOPICS.deadletter}\n",
     )
     store.set_defaults(handler=cmd_store)
+    add_console_command(sub, parent)
     demo = sub.add_parser(
         "demo",
         parents=[parent],

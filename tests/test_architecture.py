@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("pipeline", "ingest", "transcribe", "analyze", "store", "deploy", "bench", "tests")
+PACKAGES = ("pipeline", "ingest", "transcribe", "analyze", "store", "console", "deploy", "bench", "tests")
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:

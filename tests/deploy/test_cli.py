@@ -19,6 +19,8 @@ SUBCOMMANDS = [
     ["analyze"],
     ["analyze", "replay"],
     ["store"],
+    ["console"],
+    ["console", "add-user"],
     ["demo"],
 ]
 
@@ -45,7 +47,7 @@ def test_console_script_runs_and_lists_the_commands() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "deploy.cli", "--help"], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    for name in ("ingest", "transcribe", "analyze", "store", "demo"):
+    for name in ("ingest", "transcribe", "analyze", "store", "console", "demo"):
         assert name in out
 
 
