@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Starts an embedded Kafka-compatible broker (Tansu) and PostgreSQL unless\n"
             "CALLSCOPE_KAFKA_BOOTSTRAP / CALLSCOPE_DATABASE_URL are set, runs transcribe, analyze and\n"
             "store as subprocesses, replays the bundled two-leg demo call at real-time pace, shows the\n"
-            "live transcript, hints and alerts, then prints what PostgreSQL holds for the call and stops\n"
-            "everything it started."
+            "live transcript, hints and alerts, serves the console (its address and a demo login are\n"
+            "printed), then prints what PostgreSQL holds for the call and stops everything it started."
         ),
         epilog=SERVICES_ENV
         + "\nExit code 0 when the call reached PostgreSQL with its end, non-zero otherwise.",
@@ -229,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=int, choices=(8000, 16000), default=8000, help="Hz, default 8000")
     demo.add_argument(
         "--timeout", type=float, default=300.0, help="give up after this many seconds in all (default 300)"
+    )
+    demo.add_argument(
+        "--console-port",
+        type=int,
+        default=8080,
+        help="console port on 127.0.0.1 (default 8080, else any free)",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the call, keep the pipeline and the console running until Ctrl-C",
     )
     demo.set_defaults(handler=cmd_demo)
     add_grafana_command(sub, parent)

@@ -1,9 +1,12 @@
-"""`callscope demo`: the whole pipeline on one box, one scripted call, live on the terminal.
+"""`callscope demo`: the whole pipeline on one box, one scripted call, live on the terminal and
+in the console.
 
 Starts the embedded broker and database (unless given), the three stages as subprocesses, waits
-until each stage's consumer group has joined, replays the demo call at real-time pace while it
-shows the transcript, hints and alerts, waits until PostgreSQL holds the ended call, prints it,
-and stops everything it started. Every wait has a deadline; a stage that dies fails the demo.
+until each stage's consumer group has joined, starts the console (in this process, with demo
+users) and prints its address and login, replays the demo call at real-time pace while it shows
+the transcript, hints and alerts, waits until PostgreSQL holds the ended call, prints it, and
+stops everything it started (or, with --keep-running, keeps it all up until interrupted). Every
+wait has a deadline; a stage that dies fails the demo.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import time
 import uuid
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from deploy.demo_display import Line, LiveView, summary_lines
@@ -38,6 +44,8 @@ from pipeline.stage import run_until_signalled
 from pipeline.topics import TOPICS
 
 QUIET_S = 1.5  # the stored call must stop changing for this long before it is printed
+CONSOLE_START_S = 30.0
+DEMO_AGENT, DEMO_QUEUE = "agent-007", "billing"
 
 
 class DemoFailed(StageFailed):
@@ -144,7 +152,7 @@ async def run_demo(
     print(f"stage logs: {logdir}", flush=True)
     wav = Path(args.call) if args.call else DEMO_CALL_WAV
     call = ReplayCall.from_stereo(
-        wav, call_id=f"demo-{uuid.uuid4().hex[:8]}", agent_id="agent-007", queue="billing"
+        wav, call_id=f"demo-{uuid.uuid4().hex[:8]}", agent_id=DEMO_AGENT, queue=DEMO_QUEUE
     )
     fmt = OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate)
     database_url = environ.get("CALLSCOPE_DATABASE_URL") or None
@@ -160,7 +168,8 @@ async def run_demo(
             await stages.start()
             watcher = asyncio.create_task(stages.watch(), name="demo-stage-watch")
             try:
-                await _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining)
+                async with running_console(svc, logdir, args.console_port) as console:
+                    await _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining, console)
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError, DemoFailed):
@@ -172,7 +181,63 @@ async def run_demo(
                 print(f"killed after {STOP_GRACE_S:.0f} s without exiting: {', '.join(killed)}", flush=True)
 
 
-async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining) -> None:
+def _free_or_any(port: int) -> int:
+    """`port` when nothing listens there, else 0 (any free port: the address is printed)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
+@contextlib.asynccontextmanager
+async def running_console(svc, logdir: Path, port: int) -> AsyncIterator[str]:
+    """The console on loopback with two demo users (one password, made for this run); yields the
+    line that tells where it is and how to sign in."""
+    from console.config import ConsoleConfig
+    from console.users import add_user
+    from console.worker import run
+
+    password = secrets.token_urlsafe(9)
+    users = logdir / "console-users.yaml"
+    queues = {DEMO_QUEUE: (DEMO_QUEUE,)}
+    await asyncio.to_thread(
+        add_user, users, "supervisor", password, "supervisor", teams=(DEMO_QUEUE,), team_queues=queues
+    )
+    await asyncio.to_thread(add_user, users, DEMO_AGENT, password, "agent")
+    config = ConsoleConfig(
+        kafka_bootstrap=svc.kafka_bootstrap,
+        database_url=svc.database_url,
+        users_file=users,
+        port=_free_or_any(port),
+        metrics_address="off",
+        readback_s=600,
+        session_secret=secrets.token_hex(32),  # this run's sessions end with it
+    )
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run(config, stop=stop, on_ready=lambda url: ready.done() or ready.set_result(url)),
+        name="demo-console",
+    )
+    try:
+        await asyncio.wait({ready, task}, timeout=CONSOLE_START_S, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises why it stopped
+        if not ready.done():
+            raise DemoFailed(f"the console did not start within {CONSOLE_START_S:.0f} s")
+        url = ready.result()
+        yield (
+            f"console: {url}/wall  sign in as supervisor / {password}"
+            f"  (agent panel: {url}/agent as {DEMO_AGENT} / {password})"
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining, console: str) -> None:
     async def step(what: str, coro, timeout_s: float):
         task = asyncio.ensure_future(coro)
         try:
@@ -195,6 +260,7 @@ async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining) 
     await step(
         "waiting for the stages to start", wait_until_ready(svc.kafka_bootstrap, remaining()), remaining()
     )
+    print(console, flush=True)
     view = LiveView(call.call_id)
     activity = [time.monotonic()]
     shown = asyncio.create_task(
@@ -219,6 +285,9 @@ async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining) 
     terminal.lines(summary_lines(summary))
     if not summary.segments:
         raise DemoFailed("the call was stored without any transcript segment")
+    if args.keep_running:
+        print(f"\neverything keeps running for a look around; Ctrl-C stops it\n{console}", flush=True)
+        await watcher  # until interrupted, or a stage dies (DemoFailed names it and its log)
 
 
 def demo_main(args: argparse.Namespace, environ: dict[str, str], partitions: int) -> int:
