@@ -94,6 +94,11 @@ class TranscribeConfig(StageSettings):
     max_live_calls: int = Field(100, ge=1)
     idle_call_timeout_s: float = Field(120.0, gt=0)
     max_call_duration_s: float = Field(4 * 3600.0, gt=0)
+    # Resume: a worker taking a partition over reads this much of the transcript topic's partition
+    # for the finals already out, and decodes each leg from where they end (transcribe/resume.py).
+    # A call open longer than this is decoded again from the start of the window.
+    resume_lookback_s: float = Field(3600.0, ge=0)
+    resume_read_deadline_s: float = Field(5.0, gt=0)
     # At start-up, how long to wait for the broker (it may be starting too) before exiting.
     broker_wait_s: float = Field(30.0, ge=0, le=600)
 

@@ -217,6 +217,9 @@ class RebalanceListener(ConsumerRebalanceListener):
     def __init__(self) -> None:
         self.on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
         self.on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
+        # An assignment made before on_assigned was set (the group can assign while the worker is
+        # still being built): hand it over with take_unseen() once it is.
+        self.unseen: set[TopicPartition] | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.on_revoked is not None:
@@ -226,3 +229,9 @@ class RebalanceListener(ConsumerRebalanceListener):
         log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
         if self.on_assigned is not None:
             await self.on_assigned(assigned)
+        else:
+            self.unseen = set(assigned)
+
+    def take_unseen(self) -> set[TopicPartition] | None:
+        unseen, self.unseen = self.unseen, None
+        return unseen

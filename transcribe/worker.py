@@ -32,6 +32,7 @@ from transcribe.events import LegError, TranscriptCallEnded, TranscriptCallStart
 from transcribe.intake import Consumer, PartitionIntake, RebalanceListener
 from transcribe.leg import LegStream
 from transcribe.registry import CallLegs
+from transcribe.resume import Covered, ResumePoints, read_covered
 from transcribe.session import SessionFactory, SpeechError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class TranscribeWorker:
         session_factory: SessionFactory,
         *,
         broker_probe: Callable[[], Awaitable[object]] | None = None,
+        read_covered: Callable[[set[int]], Awaitable[Covered]] | None = None,
     ) -> None:
         self._config = config
         self._producer = producer
@@ -71,6 +73,10 @@ class TranscribeWorker:
         self._tg: asyncio.TaskGroup | None = None
         self._broker_probe = broker_probe
         self._capacity = asyncio.Event()  # set when a call leaves this worker
+        self._read_covered = read_covered
+        self._consumer = consumer
+        self._resume = ResumePoints()
+        self._owned: set[TopicPartition] = set()  # before the rebalance under way
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Fetch, commit and finalise idle legs until `stop` is set; then drain as run() says."""
@@ -124,6 +130,9 @@ class TranscribeWorker:
                 state = self._calls.get(event.call_id)
                 if state is not None:
                     state.last_audio_at = time.monotonic()
+                if self._resume and self._resume.skip(event):
+                    metrics.FRAMES_DROPPED.labels("already_final").inc()  # its finals are out
+                    return
                 await self._feed(event, received_at)
             case CallStarted():
                 if self._calls.get(event.call_id) is None:
@@ -223,6 +232,7 @@ class TranscribeWorker:
         """Both legs' finals are out: emit call.ended after them, and let the watermark pass the call."""
         await self._emit(TranscriptCallEnded(**event.model_dump(exclude={"type", "v"})))
         self._intake.watermark.call_closed(state.partition, state.call_id)
+        self._resume.forget(state.call_id)
 
     async def _emit(self, event: TranscriptEvent) -> None:
         # send() only enqueues; ordering per partition holds, durability comes from flush-before-commit.
@@ -231,6 +241,7 @@ class TranscribeWorker:
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Commit what is safe; the calls stay live until the assignment says which partitions went."""
+        self._owned = set(revoked)
         await self._intake.revoke(revoked)
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -239,7 +250,18 @@ class TranscribeWorker:
         for tp in self._intake.assigned(assigned):
             for state in self._calls.drop_partition(tp.partition):
                 self._legs.drop(state.call_id)
+                self._resume.forget(state.call_id)
                 self._capacity.set()
+        new = assigned - self._owned
+        self._owned = set(assigned)
+        if new and self._read_covered is not None:
+            # Taken over: what the last owner already made final is not decoded again. The fetcher
+            # runs on during this callback: hold the new partitions until the finals are read.
+            self._consumer.pause(*new)
+            try:
+                self._resume.add(await self._read_covered({tp.partition for tp in new}))
+            finally:
+                self._consumer.resume(*(new & self._consumer.assignment()))
 
 
 async def run(
@@ -282,15 +304,39 @@ async def run(
         )
         try:
             consumer = await start_client(new_consumer, bootstrap=bootstrap, what="consumer", wait_s=wait_s)
+            # A consumer of no group, for the finals already out on partitions taken over.
+            reader = await start_client(
+                lambda: AIOKafkaConsumer(
+                    bootstrap_servers=bootstrap,
+                    client_id=f"{config.client_id}-resume",
+                    enable_auto_commit=False,
+                ),
+                bootstrap=bootstrap,
+                what="resume reader",
+                wait_s=wait_s,
+            )
+            covered = functools.partial(
+                read_covered,
+                reader,
+                config.transcripts_topic,
+                lookback_s=config.resume_lookback_s,
+                deadline_s=config.resume_read_deadline_s,
+            )
             try:
-                worker = TranscribeWorker(config, consumer, producer, factory, broker_probe=consumer.topics)
+                worker = TranscribeWorker(
+                    config, consumer, producer, factory, broker_probe=consumer.topics, read_covered=covered
+                )
                 listener.on_revoked = worker.partitions_revoked
                 listener.on_assigned = worker.partitions_assigned
+                if (unseen := listener.take_unseen()) is not None:
+                    await worker.partitions_assigned(unseen)
                 log.info("transcription worker started", extra={"topic": config.audio_topic})
                 await worker.serve(stop)
             finally:
                 listener.on_revoked = listener.on_assigned = None
                 with contextlib.suppress(KafkaError):
                     await consumer.stop()
+                with contextlib.suppress(KafkaError):
+                    await reader.stop()
         finally:
             await producer.stop()

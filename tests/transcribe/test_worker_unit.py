@@ -153,3 +153,33 @@ async def test_a_silent_call_without_an_end_is_ended_here_with_a_reason() -> Non
     assert b"call_already_ended" in running.producer.values(TOPICS.deadletter)[0]
     (session,) = running.sessions.sessions[("c1", "customer")]
     assert session.ended  # finished, not cancelled
+
+
+async def test_a_partition_taken_over_is_decoded_from_where_the_finals_already_out_end() -> None:
+    running = Running()
+    reads: list[set[int]] = []
+
+    async def read_covered(partitions: set[int]) -> dict:
+        reads.append(partitions)
+        assert running.consumer.paused == {P0}  # nothing is handled before the finals are known
+        return {("c1", "customer"): 600}
+
+    config = TranscribeConfig(metrics_address="off", commit_interval_s=0.05)
+    running.worker = TranscribeWorker(
+        config, running.consumer, running.producer, running.sessions, read_covered=read_covered
+    )
+    await running.worker.partitions_revoked(set())
+    await running.worker.partitions_assigned({P0})
+    assert reads == [{0}] and running.consumer.paused == set()
+    running.consumer.deliver(0, values=one_second_call("c1"))
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: "call.ended" in running.types())
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    finals = [e for e in running.transcripts() if isinstance(e, FinalSegment)]
+    assert [(f.start_ms, f.end_ms) for f in finals] == [(600, 800), (800, 1000)]  # 0-600 was final already
+    await running.worker.partitions_revoked({P0})
+    await running.worker.partitions_assigned({P0})
+    assert reads == [{0}]  # kept, not taken over: nothing to read
