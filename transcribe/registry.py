@@ -10,6 +10,7 @@ cancels them, since the new owner reads the call again from the committed offset
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -131,6 +132,21 @@ class CallLegs:
         for leg in LEGS:
             self._active.pop((call_id, leg), None)
             self._failed.discard((call_id, leg))
+
+    async def finish_all(self, timeout_s: float) -> int:
+        """On a planned stop: end the input of every open call's streams and give them and the
+        calls being closed up to `timeout_s` to emit their finals; returns the streams ended. The
+        calls stay open: whoever reads them next resumes after these finals (resume.py)."""
+        self._active.clear()
+        running = [r for rs in self._streams.values() for r in rs]
+        tasks = [task for _, task in running] + list(self._closing)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                for stream, _ in running:
+                    await stream.end_input()
+                if tasks:
+                    await asyncio.wait(tasks)
+        return len(running)
 
     async def drain(self, timeout_s: float) -> None:
         """Give the calls being closed up to `timeout_s` to emit their finals."""

@@ -99,12 +99,14 @@ class TranscribeWorker:
             await stop.wait()
             for loop in loops:
                 loop.cancel()
-            self._intake.stop()
-            # Calls being closed get a moment to emit their finals; open calls are re-read on restart.
-            await self._legs.drain(cfg.drain_deadline_s * CLOSING_SHARE_OF_DRAIN)
+            self._intake.stop()  # no record is handled from here on: no new call, no new audio
+            # The turns in flight end here and their finals go out; the next owner of each
+            # partition reads them and resumes after them instead of decoding the calls again.
+            finished = await self._legs.finish_all(cfg.drain_deadline_s * CLOSING_SHARE_OF_DRAIN)
             self._legs.cancel_all()
+        await self._producer.flush()
         await self._intake.commit()
-        log.info("transcription worker stopped")
+        log.info("transcription worker stopped", extra={"legs_finished": finished})
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         assert self._tg is not None
@@ -269,10 +271,12 @@ async def run(
 ) -> None:
     """Serve /metrics and transcribe until `stop` is set; `callscope transcribe` runs this.
 
-    On stop: fetching stops; calls whose call.ended was read get CLOSING_SHARE_OF_DRAIN (80%) of
-    drain_deadline_s to emit their finals and call.ended; open calls are left to whoever reads the
-    partition next (from the committed offset: their call.started). Then the producer is flushed,
-    what is safe is committed, and the consumer and producer are closed.
+    On stop (SIGTERM: a planned restart): no record is handled any more; the input of every open
+    leg is ended, and within CLOSING_SHARE_OF_DRAIN (80%) of drain_deadline_s the turns in flight
+    emit their finals (and calls whose call.ended was read their call.ended). The calls stay open:
+    the partition's next owner reads them from the committed offset and resumes after those
+    finals. Then the producer is flushed, what is safe is committed, and the consumer leaves the
+    group (the next owner gets the partitions at the next rebalance, not after a session timeout).
     """
     with metrics_server(config.metrics_host_port(), stage=STAGE):
         factory = session_factory or await asyncio.to_thread(session_factory_for, config)

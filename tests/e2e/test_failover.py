@@ -204,6 +204,33 @@ async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootst
     _assert_nothing_lost(tap, calls)
 
 
+async def test_a_planned_stop_finishes_its_turns_and_the_next_owner_resumes_after_them(bootstrap, tmp_path):
+    async def stop_b(workers, tap, calls):
+        a = workers[0]
+        b = await _start_b(workers, tmp_path, bootstrap)
+        await until("for a to settle", lambda: a.logged("partitions kept their calls"), 30, workers=workers)
+        moved = [calls[p] for p in assigned_partitions(b)[-1]]
+        await until(
+            "for b's first finals", _new_finals(tap, moved, time.monotonic() + 1), 30, workers=workers
+        )
+        b.signal(signal.SIGTERM)
+        assert await b.wait(30) == 0, "worker b did not drain within its deadline"
+        exited = time.monotonic()
+        (stopped,) = b.logged("transcription worker stopped")
+        return {"finished": stopped["legs_finished"], "moved": moved, "exited": exited}
+
+    tap, calls, seen = await _run(bootstrap, tmp_path, stop_b)
+
+    assert seen["finished"] == len(seen["moved"])  # one open leg per moved call, its turn finished
+    for call_id in seen["moved"]:  # b's last final: its turn in flight, cut off the fake's 500 ms grid
+        from_b = [
+            a.final for a in tap.calls[call_id].finals if a.at <= seen["exited"] + 0.5
+        ]  # the tap reads 0.1 s late at most
+        assert from_b and from_b[-1].end_ms % 500, (call_id, [(f.start_ms, f.end_ms) for f in from_b])
+    _assert_said_once(tap, calls)
+    _assert_nothing_lost(tap, calls)
+
+
 async def test_a_frozen_broker_is_one_line_when_it_stops_answering_and_one_when_it_is_back(tmp_path):
     freeze_s = 5.0
 

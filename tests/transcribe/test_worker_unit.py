@@ -183,3 +183,21 @@ async def test_a_partition_taken_over_is_decoded_from_where_the_finals_already_o
     await running.worker.partitions_revoked({P0})
     await running.worker.partitions_assigned({P0})
     assert reads == [{0}]  # kept, not taken over: nothing to read
+
+
+async def test_a_planned_stop_finishes_the_turns_in_flight_and_leaves_the_call_open() -> None:
+    running = Running()
+    records = one_second_call("c1")
+    running.consumer.deliver(0, values=records[:36])  # call.started + 35 frames: 700 ms, a turn in flight
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: running.types().count("segment.final") == 3)
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    finals = [e for e in running.transcripts() if isinstance(e, FinalSegment)]
+    assert [(f.start_ms, f.end_ms) for f in finals] == [(0, 200), (200, 400), (400, 600), (600, 700)]
+    assert "call.ended" not in running.types()  # the next owner goes on with the call
+    (session,) = running.sessions.sessions[("c1", "customer")]
+    assert session.ended  # its input was ended, not cancelled
+    assert running.consumer.log[-2:] == ["flush", "commit"] and running.consumer.commits[-1] == {P0: 0}
