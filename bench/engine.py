@@ -7,6 +7,8 @@ odd legs, when installed), and prints per N:
 - partial lag: wall time a partial came out minus the wall time its newest audio (end_ms) was
   due to arrive at real-time pace. Measured from the pace, not from when send_audio returned, so
   backpressure on the sender counts as lag too.
+- first partial: wall time of a turn's first partial minus the wall time its speech start
+  (start_ms, the onset) was due: how long hints that fire on partials wait.
 - final latency: a final's wall time minus the time its turn's end_ms arrived. end_ms is the end
   of speech plus the segmenter's 150 ms post-roll; the segmenter only knows the turn is over
   max_silence_ms (600 ms) after the last speech, so ~450 ms of this is the end-pointing wait.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +53,7 @@ class LegScript:
 @dataclass
 class LegResult:
     partial_lags_s: list[float] = field(default_factory=list)
+    first_partials_s: list[float] = field(default_factory=list)  # speech start -> a turn's first partial
     final_latencies_s: list[float] = field(default_factory=list)
     hypothesis: list[str] = field(default_factory=list)
     errors: int = 0
@@ -89,13 +93,17 @@ def leg_scripts(legs: int, seconds: float) -> list[LegScript]:
 async def run_leg(session: LocalSession, script: LegScript, t0: float) -> LegResult:
     result = LegResult()
     start = t0 + script.offset_s
+    seen: set[int] = set()  # turns (start_ms) whose first partial came
 
     async def collect() -> None:
         async for event in session.events():
             now = time.perf_counter()
             match event:
-                case PartialText(end_ms=end_ms):
+                case PartialText(start_ms=start_ms, end_ms=end_ms):
                     result.partial_lags_s.append(now - (start + end_ms / 1000))
+                    if start_ms not in seen:
+                        seen.add(start_ms)
+                        result.first_partials_s.append(now - (start + start_ms / 1000))
                 case FinalText(end_ms=end_ms, text=text):
                     result.final_latencies_s.append(now - (start + end_ms / 1000))
                     result.hypothesis.append(normalise_text(text))
@@ -138,6 +146,7 @@ async def run_step(
         scheduler.close()
     stats = [s.stats for s in ([shared] if shared else private)]
     lags = [x for r in results for x in r.partial_lags_s]
+    firsts = [x for r in results for x in r.first_partials_s]
     finals = [x for r in results for x in r.final_latencies_s]
     audio_s = sum(len(sc.pcm16_16k) for sc in scripts) / 32_000
     wer = jiwer.wer([sc.reference for sc in scripts], [" ".join(r.hypothesis) or "-" for r in results])
@@ -145,6 +154,8 @@ async def run_step(
         "legs": legs,
         "partial_p50": pct(lags, 50),
         "partial_p95": pct(lags, 95),
+        "first_p50": pct(firsts, 50),
+        "first_p95": pct(firsts, 95),
         "final_p50": pct(finals, 50),
         "final_p95": pct(finals, 95),
         "wer": wer,
@@ -156,12 +167,16 @@ async def run_step(
     }
 
 
-HEADER = "mode     legs  partial p50/p95 s  final p50/p95 s   WER    cores  cpu/audio  batch  partials"
+HEADER = (
+    "mode     legs  partial p50/p95 s  first partial p50/p95 s  final p50/p95 s   WER    cores  cpu/audio"
+    "  batch  partials"
+)
 
 
 def row(mode: str, r: dict[str, float]) -> str:
     return (
         f"{mode:<8} {r['legs']:>4}  {r['partial_p50']:6.2f} / {r['partial_p95']:5.2f}   "
+        f"{r['first_p50']:12.2f} / {r['first_p95']:5.2f}   "
         f"{r['final_p50']:6.2f} / {r['final_p95']:5.2f}   {r['wer']:5.3f}  {r['cores']:5.2f}  "
         f"{r['cpu_per_audio']:9.3f}  {r['batch']:5.2f}  {r['partials']:>8}"
         + (f"  errors {r['errors']}" if r["errors"] else "")
@@ -191,11 +206,13 @@ async def amain(args: argparse.Namespace) -> None:
             )
         ),
     }
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(HEADER, flush=True)
     for n in legs:  # modes side by side per step: the shared machine's load drifts
         for mode in modes:
             r = await run_step(engines[mode], n, args.seconds, mode, not args.no_early_final)
             print(row(mode, r), flush=True)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

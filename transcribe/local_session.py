@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 class LocalSessionConfig:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     partial_interval_ms: int = 1_000  # audio of an open turn between two partial requests
+    first_partial_ms: int = 500  # speech (from the onset) before a turn's first partial request
     max_queued_chunks: int = 50  # send_audio waits beyond this (50 frames of 20 ms = 1 s)
     max_pending_finals: int = 4  # turns ended but not yet decoded; processing waits beyond this
     inline_vad_samples: int = 2_048  # VAD on fewer samples runs on the loop: cheaper than a thread hop
@@ -154,7 +155,10 @@ class LocalSession(QueuedSession):
         for event in events:
             match event:
                 case TurnStarted(start_sample=start):
-                    self._last_partial_at = start
+                    # The first partial comes first_partial_ms after the onset, the next ones every interval.
+                    first = self.config.segmenter.samples(self.config.first_partial_ms)
+                    interval = self.config.segmenter.samples(self.config.partial_interval_ms)
+                    self._last_partial_at = event.onset + first - interval
                     self._onsets[start] = event.onset
                     if event.words_from is not None:
                         self._words_from[start] = event.words_from

@@ -72,8 +72,15 @@ def _silence(ms: int) -> bytes:
     return np.zeros(ms * 16, dtype="<i2").tobytes()
 
 
+async def _open_with(scheduler: ScriptedScheduler, config: LocalSessionConfig) -> tuple[LocalSession, list]:
+    session = LocalSession(None, config, vad=LoudnessVad(), scheduler=scheduler)  # type: ignore[arg-type]
+    await session.__aenter__()
+    return session, []
+
+
 async def _open(scheduler: ScriptedScheduler) -> tuple[LocalSession, list]:
-    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)  # no thread hops
+    # No thread hops; turns here are shorter than a first partial, so only early decodes are submitted.
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30, first_partial_ms=1_000)
     session = LocalSession(None, config, vad=LoudnessVad(), scheduler=scheduler)  # type: ignore[arg-type]
     await session.__aenter__()
     return session, []
@@ -133,3 +140,21 @@ async def test_speech_resuming_after_a_pause_decodes_the_whole_turn_as_the_final
     assert [e.text for e in events if isinstance(e, FinalText)] == ["hello there"]
     assert [e.text for e in events if isinstance(e, PartialText)] == ["hello"]  # the second became the final
     assert scheduler.submitted[1][1] > scheduler.submitted[0][1]
+
+
+async def test_a_turn_asks_for_its_first_partial_half_a_second_after_its_speech_starts():
+    scheduler = ScriptedScheduler()
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)
+    session, _ = await _open_with(scheduler, config)
+    try:
+        await _send(session, _silence(400) + _speech(400))
+        await session.wait_idle()
+        assert scheduler.submitted == []  # 400 ms of speech: too early
+        await _send(session, _speech(200))
+        await _until(lambda: len(scheduler.submitted) == 1)
+        kind, samples, _ = scheduler.submitted[0]
+        assert kind == "partial"
+        # The clip: pre-roll (up to 200 ms), then half a second of speech from the onset.
+        assert 500 * 16 <= samples <= (200 + 500 + 64) * 16
+    finally:
+        await session.aclose()
