@@ -1,0 +1,188 @@
+"""Failover of transcription workers with the real engine: what a caller would notice.
+
+Two `callscope transcribe` processes (embedded Whisper) on a Tansu broker of their own, two
+calls of real speech replayed live, one on each partition. Scenarios:
+
+- kill9: worker B is killed mid-call (`kill -9`); its call moves to worker A.
+- rebalance: worker B joins mid-call and leaves (SIGTERM) again; A's own call should not notice.
+- sigterm: like kill9 but B is stopped with SIGTERM (a planned restart).
+
+Printed per run: detection (failure -> the survivor owns every partition), first new final of the
+moved call after the failure, catch-up (failure -> first final of the moved call less than 1 s
+behind the audio), finals re-sent (same id twice) for the moved call and for the survivor's own
+call, the survivor's call's worst final latency during the scenario, and turns lost (a reference
+turn no final overlaps). `--tree DIR` runs the workers from another checkout (e.g. `git archive`
+of an older commit) to measure before/after with the same harness.
+
+    python -m bench.failover --scenario kill9 [--tree /tmp/before]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ingest.replay import replay_call
+from pipeline.kafka import create_topics
+from tests.calls import standard_calls
+from tests.e2e.failover import (
+    TranscriptTap,
+    Worker,
+    assigned_partitions,
+    call_on_partition,
+    frozen_capable_broker,
+    start_worker,
+    until,
+)
+
+PARTITIONS = 2
+FAILURE_AT_S = 14.0  # into the calls
+REJOIN_FOR_S = 10.0  # rebalance: how long B stays
+READY_S = 180.0
+
+
+def _env(tree: Path | None) -> dict[str, str]:
+    env = {"CALLSCOPE_TRANSCRIBE_IDLE_LEG_TIMEOUT_S": "60"}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    return env
+
+
+async def _start(name: str, logdir: Path, bootstrap: str, tree: Path | None) -> Worker:
+    if tree is None:
+        return await start_worker(name, logdir, bootstrap, PARTITIONS, fake=False, env=_env(tree))
+    cwd = os.getcwd()
+    os.chdir(tree)  # `python -m deploy.cli` resolves from the working directory first
+    try:
+        return await start_worker(name, logdir, bootstrap, PARTITIONS, fake=False, env=_env(tree))
+    finally:
+        os.chdir(cwd)
+
+
+async def run(scenario: str, tree: Path | None) -> dict[str, float | int | str]:
+    calls = standard_calls()
+    logdir = Path(tempfile.mkdtemp(prefix=f"bench-failover-{scenario}-"))
+    with frozen_capable_broker() as (bootstrap, _):
+        await create_topics(bootstrap, PARTITIONS)
+        tap = TranscriptTap(bootstrap, PARTITIONS)
+        tapping = asyncio.create_task(tap.run(), name="bench-tap")
+        workers: list[Worker] = []
+        try:
+            a = await _start("a", logdir, bootstrap, tree)
+            workers.append(a)
+            await until(
+                "a ready",
+                lambda: [p for p in assigned_partitions(a) if len(p) == PARTITIONS],
+                READY_S,
+                workers=workers,
+            )
+            b = await _start("b", logdir, bootstrap, tree) if scenario != "rebalance" else None
+            if b is not None:
+                workers.append(b)
+                await until(
+                    "b ready", lambda: [p for p in assigned_partitions(b) if p], READY_S, workers=workers
+                )
+                await asyncio.sleep(3)  # let the group settle after the rebalance b caused
+            ids = [
+                call_on_partition(p, PARTITIONS, f"bench-{scenario}-{os.getpid()}") for p in range(PARTITIONS)
+            ]
+            replays = [
+                asyncio.create_task(replay_call(bootstrap, call.replay(call_id), speed=1.0))
+                for call, call_id in zip(calls, ids, strict=True)
+            ]
+            await asyncio.sleep(FAILURE_AT_S)
+            a_assignments = len(assigned_partitions(a))
+            if scenario == "rebalance":
+                b = await _start("b", logdir, bootstrap, tree)
+                workers.append(b)
+                await until(
+                    "b joined", lambda: [p for p in assigned_partitions(b) if p], READY_S, workers=workers
+                )
+                await asyncio.sleep(REJOIN_FOR_S)
+                failed_at = b.signal(signal.SIGTERM)
+            else:
+                failed_at = b.signal(signal.SIGKILL if scenario == "kill9" else signal.SIGTERM)
+            b_parts = set(next(p for p in reversed(assigned_partitions(b)) if p))
+            await b.wait(30)
+            await until(
+                "a owns every partition",
+                lambda: (
+                    len(assigned_partitions(a)) > a_assignments
+                    and len(assigned_partitions(a)[-1]) == PARTITIONS
+                ),
+                60,
+                workers=workers,
+            )
+            owned_at = a.logged("partitions assigned")[-1]["ts"]
+            await asyncio.gather(*replays)
+            await until("calls ended", lambda: all(tap.calls[c].ended for c in ids), 120, workers=workers)
+        finally:
+            for worker in workers:
+                if worker.proc.returncode is None:
+                    worker.signal(signal.SIGTERM)
+                    with contextlib.suppress(AssertionError):
+                        await worker.wait(15)
+            tapping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tapping
+
+    to_wall = time.time() - time.monotonic()
+    moved = [ids[p] for p in b_parts]
+    kept = [c for c in ids if c not in moved]
+    out: dict[str, float | int | str] = {"scenario": scenario, "tree": str(tree or "current")}
+    out["detection_s"] = round(owned_at - (failed_at + to_wall), 1)
+    for call_id in moved:
+        seen = tap.calls[call_id]
+        before = {a.final.segment_id for a in seen.finals if a.at < failed_at}
+        new = [a for a in seen.finals if a.at >= failed_at and a.final.segment_id not in before]
+        out["moved_first_new_final_s"] = round(new[0].at - failed_at, 1) if new else -1
+        caught = [
+            a
+            for a in seen.finals
+            if a.at >= failed_at and (a.at + to_wall) - (seen.started_at + a.final.end_ms / 1000) < 1.0
+        ]
+        out["moved_catch_up_s"] = round(caught[0].at - failed_at, 1) if caught else -1
+        out["moved_resent"] = seen.resent()
+    for call_id in kept:
+        seen = tap.calls[call_id]
+        out["kept_resent"] = seen.resent()
+        lat = [
+            (a.at + to_wall) - (seen.started_at + a.final.end_ms / 1000)
+            for a in seen.finals
+            if a.at >= failed_at - 15
+        ]
+        out["kept_worst_latency_s"] = round(max(lat), 1) if lat else -1
+        out["kept_median_latency_s"] = round(statistics.median(lat), 1) if lat else -1
+    lost = 0
+    for call, call_id in zip(calls, ids, strict=True):
+        spans = [(a.final.leg, a.final.start_ms, a.final.end_ms) for a in tap.calls[call_id].finals]
+        lost += sum(
+            not any(leg == t.leg and s < t.end_ms and e > t.start_ms for leg, s, e in spans)
+            for t in call.turns
+        )
+    out["turns_lost"] = lost
+    out["load_avg_1m"] = round(os.getloadavg()[0], 1)
+    out["logs"] = str(logdir)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scenario", choices=("kill9", "rebalance", "sigterm"), default="kill9")
+    parser.add_argument("--tree", type=Path, help="run the workers from this checkout (default: this one)")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.scenario, args.tree))
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
