@@ -105,7 +105,13 @@ async def read_covered(
                 elif isinstance(event, TranscriptCallEnded):
                     ended.add(event.call_id)
     else:
-        log.warning("transcript read for resume cut short", extra={"deadline_s": deadline_s})
+        # Finals not seen could lie past what was read: resuming there would decode audio already
+        # final again, as turns cut differently (the same words twice, under other ids). Decoding
+        # the calls from their start instead re-sends the same finals with the same ids.
+        log.warning(
+            "transcript read for resume cut short; decoding from the start", extra={"deadline_s": deadline_s}
+        )
+        return {}
     covered = {key: end for key, end in covered.items() if key[0] not in ended}
     log.info(
         "finals read for resume",
