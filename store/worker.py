@@ -22,9 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from analyze.events import parse_assist_event
+from pipeline import kafka
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetter, DeadLetterSink, dead_letter_for
-from pipeline.kafka import make_producer, watch_broker
+from pipeline.kafka import make_producer, start_client, watch_broker
 from pipeline.retry import RetryPolicy
 from pipeline.stage import flush_then_commit, metrics_server
 from store import metrics
@@ -254,24 +255,35 @@ async def _serve(config: StoreConfig, stop: asyncio.Event) -> None:
     retry = RetryPolicy(base_delay_s=config.retry_base_delay_s, max_delay_s=config.retry_max_delay_s)
     if config.migrate_on_start and not await _migrate_when_reachable(config, retry, stop):
         return
-    consumer = AIOKafkaConsumer(
-        config.transcripts_topic,
-        config.assist_topic,
-        bootstrap_servers=config.kafka_bootstrap,
-        group_id=config.group_id,
-        client_id=config.client_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=config.session_timeout_ms,
-        heartbeat_interval_ms=max(100, config.session_timeout_ms // 3),
-    )
-    producer = make_producer(config.kafka_bootstrap, client_id=f"{config.client_id}-deadletter")
+
+    def new_consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            config.transcripts_topic,
+            config.assist_topic,
+            bootstrap_servers=config.kafka_bootstrap,
+            group_id=config.group_id,
+            client_id=config.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, config.session_timeout_ms // 3),
+        )
+
+    bootstrap = config.kafka_bootstrap
     engine = create_async_engine(config.database_url, pool_pre_ping=True)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
-        await producer.start()
+        # An unreachable broker is waited for, then one line (BrokerUnreachable), not a traceback.
+        producer = await start_client(
+            lambda: make_producer(bootstrap, client_id=f"{config.client_id}-deadletter"),
+            bootstrap=bootstrap,
+            what="producer",
+            wait_s=kafka.BROKER_WAIT_S,
+        )
         stack.push_async_callback(producer.stop)
-        await consumer.start()
+        consumer = await start_client(
+            new_consumer, bootstrap=bootstrap, what="consumer", wait_s=kafka.BROKER_WAIT_S
+        )
         stack.push_async_callback(consumer.stop)
         log.info(
             "store worker started",

@@ -358,3 +358,17 @@ async def _read_deadletters(config: StoreConfig, count: int) -> list[dict[str, A
         return letters
     finally:
         await consumer.stop()
+
+
+async def test_an_unreachable_broker_is_waited_for_then_one_clear_error(
+    config: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import kafka
+    from pipeline.kafka import BrokerUnreachable
+
+    monkeypatch.setattr(kafka, "BROKER_WAIT_S", 0.5)
+    unreachable = config.model_copy(
+        update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "migrate_on_start": False}
+    )
+    with pytest.raises(BrokerUnreachable, match="cannot reach the broker"):
+        await asyncio.wait_for(run(unreachable, stop=asyncio.Event()), 30)
