@@ -6,6 +6,8 @@ calls of real speech replayed live, one on each partition. Scenarios:
 - kill9: worker B is killed mid-call (`kill -9`); its call moves to worker A.
 - rebalance: worker B joins mid-call and leaves (SIGTERM) again; A's own call should not notice.
 - sigterm: like kill9 but B is stopped with SIGTERM (a planned restart).
+- freeze: one worker; the broker is frozen (SIGSTOP) for 10 s mid-call; final latency before,
+  just after and 15-35 s after the thaw.
 
 Printed per run: detection (failure -> the survivor owns every partition), first new final of the
 moved call after the failure, catch-up (failure -> first final of the moved call less than 1 s
@@ -45,6 +47,7 @@ from tests.e2e.failover import (
 PARTITIONS = 2
 FAILURE_AT_S = 14.0  # into the calls
 REJOIN_FOR_S = 10.0  # rebalance: how long B stays
+FREEZE_S = 10.0  # freeze: how long the broker is stopped
 READY_S = 180.0
 
 
@@ -173,14 +176,88 @@ async def run(scenario: str, tree: Path | None) -> dict[str, float | int | str]:
     return out
 
 
+async def run_freeze(tree: Path | None) -> dict[str, float | int | str]:
+    """The broker frozen (SIGSTOP) for FREEZE_S mid-call with one worker: final latency before the
+    freeze, just after it and 15-35 s after it (the issue saw 2-4x slower for ~33 s)."""
+    calls = standard_calls()
+    logdir = Path(tempfile.mkdtemp(prefix="bench-failover-freeze-"))
+    with frozen_capable_broker() as (bootstrap, broker):
+        await create_topics(bootstrap, PARTITIONS)
+        tap = TranscriptTap(bootstrap, PARTITIONS)
+        tapping = asyncio.create_task(tap.run(), name="bench-tap")
+        workers: list[Worker] = []
+        try:
+            a = await _start("a", logdir, bootstrap, tree)
+            workers.append(a)
+            await until(
+                "a ready",
+                lambda: [p for p in assigned_partitions(a) if len(p) == PARTITIONS],
+                READY_S,
+                workers=workers,
+            )
+            ids = [call_on_partition(p, PARTITIONS, f"bench-freeze-{os.getpid()}") for p in range(PARTITIONS)]
+            replays = [
+                asyncio.create_task(replay_call(bootstrap, call.replay(call_id), speed=1.0))
+                for call, call_id in zip(calls, ids, strict=True)
+            ]
+            await asyncio.sleep(FAILURE_AT_S)
+            broker.send_signal(signal.SIGSTOP)
+            frozen_at = time.monotonic()
+            await asyncio.sleep(FREEZE_S)
+            broker.send_signal(signal.SIGCONT)
+            thawed_at = time.monotonic()
+            await asyncio.gather(*replays)
+            await until("calls ended", lambda: all(tap.calls[c].ended for c in ids), 120, workers=workers)
+        finally:
+            broker.send_signal(signal.SIGCONT)
+            for worker in workers:
+                if worker.proc.returncode is None:
+                    worker.signal(signal.SIGTERM)
+                    with contextlib.suppress(AssertionError):
+                        await worker.wait(15)
+            tapping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tapping
+    to_wall = time.time() - time.monotonic()
+    windows = {"before": [], "thaw_0_15s": [], "thaw_15_35s": []}
+    for call_id in ids:
+        seen = tap.calls[call_id]
+        for arrival in seen.finals:
+            spoken_end = seen.started_at + arrival.final.end_ms / 1000 - to_wall  # monotonic
+            latency = arrival.at - spoken_end
+            if spoken_end < frozen_at:
+                if arrival.at < frozen_at:
+                    windows["before"].append(latency)
+            elif spoken_end >= thawed_at:
+                after = spoken_end - thawed_at
+                key = "thaw_0_15s" if after < 15 else "thaw_15_35s" if after < 35 else None
+                if key:
+                    windows[key].append(latency)
+    out: dict[str, float | int | str] = {
+        "scenario": "freeze",
+        "tree": str(tree or "current"),
+        "freeze_s": FREEZE_S,
+    }
+    for key, values in windows.items():
+        out[f"{key}_median_latency_s"] = round(statistics.median(values), 2) if values else -1
+        out[f"{key}_finals"] = len(values)
+    out["resent"] = sum(tap.calls[c].resent() for c in ids)
+    out["broker_lines"] = len(a.logged("broker not answering")) + len(a.logged("broker answering again"))
+    out["load_avg_1m"] = round(os.getloadavg()[0], 1)
+    out["logs"] = str(logdir)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenario", choices=("kill9", "rebalance", "sigterm"), default="kill9")
+    parser.add_argument("--scenario", choices=("kill9", "rebalance", "sigterm", "freeze"), default="kill9")
     parser.add_argument("--tree", type=Path, help="run the workers from this checkout (default: this one)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.scenario, args.tree))
+    result = asyncio.run(
+        run_freeze(args.tree) if args.scenario == "freeze" else run(args.scenario, args.tree)
+    )
     print(" ".join(f"{k}={v}" for k, v in result.items()))
 
 
