@@ -272,6 +272,8 @@ async def test_above_max_live_calls_new_calls_wait_and_then_go_through_with_noth
 
     (a,) = [Worker("a", None, tmp_path / "a.log")]  # type: ignore[arg-type]
     held = a.logged("at max_live_calls: partition held at a new call")
-    assert len(held) == PARTITIONS - 2, held  # two calls at once; the other two partitions waited
+    # Two calls at once: the other two partitions waited at least once each (more holds when a call
+    # ends while another partition's call is still being opened: timing, not a loss).
+    assert len(held) >= PARTITIONS - 2, held
     assert len(a.logged("partition takes new calls again")) == len(held)
     _assert_nothing_lost(tap, calls)

@@ -52,7 +52,7 @@ async def test_migration_creates_exactly_the_models_schema(engine: AsyncEngine) 
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []
         version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == "0002"
+    assert version == "0003"
 
 
 async def test_migrating_again_and_concurrently_is_harmless(database_url: str, engine: AsyncEngine) -> None:
