@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -27,6 +28,17 @@ async def serve_server() -> AsyncIterator[Peer]:
     """`callscope transcribe serve` (Whisper tiny.en) in this process, started once per run."""
     async with serve_peer() as peer:
         yield peer
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Root handlers as they were: a test that runs the CLI's logging set-up would otherwise leave a
+    handler on pytest's captured stream, written to after that stream is closed."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
-
-import pytest
 
 from pipeline.logs import UNSAFE_LOG_FLAG, UNSAFE_LOG_VALUE, configure_logging, unsafe_logging_allowed
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_json_lines_carry_message_level_and_extra_fields(restore_logging: None) -> None:
