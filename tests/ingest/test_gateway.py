@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from urllib.request import urlopen
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -27,6 +26,7 @@ from ingest.gateway import open_gateway, run
 from pipeline.deadletter import DeadLetter
 from pipeline.kafka import create_topics
 from pipeline.topics import TOPICS
+from tests.topics import read_until
 
 TWILIO_TOKEN = "twilio-auth-token"
 API_KEY = "audiohook-api-key"
@@ -63,19 +63,7 @@ async def gateway(bootstrap: str):
 
 
 async def read_topic(bootstrap: str, topic: str, done: Callable[[list[bytes]], bool]) -> list[bytes]:
-    """Values of `topic` from the beginning until `done(values)`, within the deadline."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        while not done(values):
-            assert time.monotonic() < deadline, f"{topic}: condition not met within {DEADLINE_S} s"
-            batches = await consumer.getmany(timeout_ms=200)
-            values += [r.value for records in batches.values() for r in records]
-    finally:
-        await consumer.stop()
-    return values
+    return await read_until(bootstrap, topic, done, DEADLINE_S)
 
 
 async def call_records(bootstrap: str, call_id: str) -> list:

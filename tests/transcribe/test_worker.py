@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 
 import jiwer
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from ingest.events import AudioFrame, Codec, encode_audio_record
 from pipeline.deadletter import DeadLetter
 from pipeline.kafka import create_topics, make_producer
 from pipeline.topics import TOPICS
 from tests.speech import librivox_utterances, normalise_text
+from tests.topics import read_until
 from tests.transcribe.calls import call_records, frames_of
 from transcribe.config import TranscribeConfig
 from transcribe.events import FinalSegment, TranscriptCallEnded, parse_transcript_event, segment_id
@@ -58,21 +57,6 @@ async def _produce(bootstrap: str, records: list[tuple[str, bytes]]) -> None:
         await producer.stop()
 
 
-async def _consume_until(bootstrap: str, topic: str, done, deadline_s: float) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + deadline_s
-        while not done(values):
-            assert time.monotonic() < deadline, f"condition not met within {deadline_s} s"
-            batches = await consumer.getmany(timeout_ms=500)
-            values += [r.value for rs in batches.values() for r in rs]
-    finally:
-        await consumer.stop()
-    return values
-
-
 async def test_worker_transcribes_a_call_and_dead_letters_bad_input(bootstrap):
     good, reference, starts_ms = _speech_call("call-good")
     frame = next(r for r in good if isinstance(r, AudioFrame))
@@ -101,13 +85,13 @@ async def test_worker_transcribes_a_call_and_dead_letters_bad_input(bootstrap):
     )
     worker = asyncio.create_task(run(config, stop=stop), name="test-worker")
     try:
-        values = await _consume_until(
+        values = await read_until(
             bootstrap,
             TOPICS.transcripts,
             lambda vs: any(isinstance(parse_transcript_event(v), TranscriptCallEnded) for v in vs),
             DEADLINE_S,
         )
-        letters = await _consume_until(bootstrap, TOPICS.deadletter, lambda vs: len(vs) >= 4, 30)
+        letters = await read_until(bootstrap, TOPICS.deadletter, lambda vs: len(vs) >= 4, 30)
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
