@@ -42,13 +42,8 @@ class SegmenterConfig:
             raise ValueError("need 0 < end_threshold <= start_threshold < 1")
         if self.max_turn_ms < 2 * self.min_speech_ms or self.max_turn_ms < 1_000:
             raise ValueError("max_turn_ms too short")
-        if (
-            not 0 < self.cut_search_ms < self.max_turn_ms // 2
-            or not 0 <= self.cut_overlap_ms < self.cut_search_ms
-        ):
-            raise ValueError(
-                "need 0 < cut_search_ms < max_turn_ms / 2 and 0 <= cut_overlap_ms < cut_search_ms"
-            )
+        if self.cut_search_ms <= 0 or self.cut_overlap_ms < 0:
+            raise ValueError("need cut_search_ms > 0 and cut_overlap_ms >= 0")
 
     def samples(self, ms: int) -> int:
         return ms * self.sample_rate_hz // 1000
@@ -136,7 +131,9 @@ class Segmenter:
             self._last_speech_end = end
         elif end - self._last_speech_end >= cfg.samples(cfg.max_silence_ms):
             return [self._end_turn("silence")]
-        if end - self._turn_start >= cfg.samples(cfg.max_turn_ms):
+        if end + cfg.window_samples - self._turn_start > cfg.samples(
+            cfg.max_turn_ms
+        ):  # next one would not fit
             events.extend(self._cut_turn())
         return events
 
@@ -211,7 +208,10 @@ class Segmenter:
         """
         assert self._turn_start is not None
         cfg = self.config
-        lo = self.position - cfg.samples(cfg.cut_search_ms)
+        # Short max_turn_ms: search the turn's second half at most, overlap half the search at most.
+        search_ms = min(cfg.cut_search_ms, cfg.max_turn_ms // 2)
+        overlap = cfg.samples(min(cfg.cut_overlap_ms, search_ms // 2))
+        lo = self.position - cfg.samples(search_ms)
 
         def quietness(window: tuple[int, float, float | None]) -> tuple[bool, float, int]:
             start, probability, energy = window
@@ -219,10 +219,10 @@ class Segmenter:
 
         cut_start, cut_probability, _ = min((w for w in self._turn_probs if w[0] >= lo), key=quietness)
         cut = cut_start + cfg.window_samples // 2  # the middle of the quiet window
-        in_speech = cut_probability >= cfg.end_threshold and cfg.cut_overlap_ms > 0
-        split = cut - cfg.samples(cfg.cut_overlap_ms) // 2 if in_speech else None
+        in_speech = cut_probability >= cfg.end_threshold and overlap > 0
+        split = cut - overlap // 2 if in_speech else None
         ended = TurnEnded(self._turn_start, cut, "max_length", self._onset, words_until=split)
-        next_start = cut - cfg.samples(cfg.cut_overlap_ms) if in_speech else cut
+        next_start = cut - overlap if in_speech else cut
         self._turn_start = next_start
         self._onset = split if split is not None else cut
         self._last_turn_end = cut

@@ -142,3 +142,14 @@ def test_the_onset_walk_back_stops_at_a_long_quiet_gap_and_at_the_lookback():
     assert run_with_energy(long_)[0].onset == 100 * W - CFG.samples(CFG.onset_lookback_ms) // W * W
     noise = [loud] * 100 + [(0.9, 0.1)] * 30 + [quiet] * 40  # as loud as the floor: no walk-back
     assert run_with_energy(noise)[0].onset == 100 * W - CFG.samples(CFG.onset_lead_ms)
+
+
+def test_a_short_max_turn_still_cuts_within_its_second_half():
+    config = SegmenterConfig(max_turn_ms=2_000)  # shorter than twice the default search of 3 s
+    events = [e for _, e in run([0.9] * 200, config)]
+    ends = [e for e in events if isinstance(e, TurnEnded)]
+    assert len(ends) >= 3
+    for e in ends:
+        assert e.end_sample - e.start_sample <= 2_000 * 16
+    for a, b in zip(ends, ends[1:], strict=False):
+        assert b.end_sample > a.end_sample  # every cut moves on
