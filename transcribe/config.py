@@ -68,6 +68,9 @@ class TranscribeConfig(StageSettings):
     post_roll_ms: int = Field(150, ge=0)
     max_turn_ms: int = Field(9_500, ge=1_000, le=9_800)
     partial_interval_ms: int = Field(1_000, ge=200)
+    first_partial_ms: int = Field(500, ge=100)  # speech before a turn's first partial
+    cut_search_ms: int = Field(3_000, ge=100)  # a too-long turn is cut at the quietest point of its last ms
+    cut_overlap_ms: int = Field(1_000, ge=0)  # a cut inside speech is re-decoded this much, words split
 
     # Buffers, backpressure and housekeeping
     session_queue_chunks: int = Field(50, ge=1)
@@ -144,8 +147,11 @@ class TranscribeConfig(StageSettings):
                 pre_roll_ms=self.pre_roll_ms,
                 post_roll_ms=self.post_roll_ms,
                 max_turn_ms=self.max_turn_ms,
+                cut_search_ms=self.cut_search_ms,
+                cut_overlap_ms=self.cut_overlap_ms,
             ),
             partial_interval_ms=self.partial_interval_ms,
+            first_partial_ms=self.first_partial_ms,
             max_queued_chunks=self.session_queue_chunks,
         )
 

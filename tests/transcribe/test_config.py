@@ -39,3 +39,14 @@ def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch) -> None:
 def test_retry_delays_that_would_shrink_are_refused() -> None:
     with pytest.raises(SettingsError, match="VLLM_RETRY_MAX_DELAY_S"):
         load_settings(TranscribeConfig, vllm_retry_base_delay_s=10.0, vllm_retry_max_delay_s=8.0)
+
+
+def test_turn_cuts_and_the_first_partial_are_settings(monkeypatch) -> None:
+    monkeypatch.setenv("CALLSCOPE_TRANSCRIBE_FIRST_PARTIAL_MS", "400")
+    monkeypatch.setenv("CALLSCOPE_TRANSCRIBE_CUT_SEARCH_MS", "2000")
+    monkeypatch.setenv("CALLSCOPE_TRANSCRIBE_CUT_OVERLAP_MS", "0")
+
+    session = load_settings(TranscribeConfig).local_session()
+
+    assert session.first_partial_ms == 400
+    assert (session.segmenter.cut_search_ms, session.segmenter.cut_overlap_ms) == (2_000, 0)
