@@ -175,7 +175,15 @@ class WhisperEngine:
             num_workers=self.config.num_workers,
             local_files_only=True,
         )
-        self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual, "en")
+        multilingual = self._model.model.is_multilingual
+        # A multilingual model (an operator's model_path, Whisper base) is told to transcribe English:
+        # passing "en" as the task, as before, failed at start-up. tiny.en is English only.
+        self._tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            multilingual,
+            task="transcribe",
+            language="en" if multilingual else None,
+        )
         # Timestamps mode: no <|notimestamps|>, no previous text (each turn decodes on its own).
         self._prompt = list(self._tokenizer.sot_sequence)
         self._eot = self._tokenizer.eot
