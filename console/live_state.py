@@ -83,7 +83,6 @@ class Mark:
     text: str
     severity: str | None
     emitted_at: float
-    at_ms: int | None
     version: int
     knowledge_title: str = ""
     knowledge_snippet: str = ""
@@ -108,8 +107,9 @@ class LiveCall:
     marks: OrderedDict[str, Mark] = field(default_factory=OrderedDict)
     sentiment_now: dict[str, float | None] = field(default_factory=lambda: {"agent": None, "customer": None})
     trend: dict[str, float | None] = field(default_factory=lambda: {"agent": None, "customer": None})
-    # (call position ms, compound) of each final, per leg
-    sentiment_series: dict[str, deque[tuple[int, float]]] = field(
+    # (segment id, emitted at, compound) of each final, per leg; placed in the call when shown,
+    # since the assist topic is read apart from the transcript topic (read-back may fold it first)
+    sentiment_series: dict[str, deque[tuple[str, float, float]]] = field(
         default_factory=lambda: {leg: deque(maxlen=MAX_SENTIMENT_POINTS) for leg in ("agent", "customer")}
     )
     compliance_version: str = ""
@@ -178,6 +178,13 @@ class LiveCall:
             "ended": not self.active,
         }
 
+    def position_ms(self, segment_id: str, at: float) -> int:
+        """Where in the call an event belongs: its segment's start, else its time since the start."""
+        line = self.lines.get(segment_id)
+        if line is not None:
+            return line.start_ms
+        return max(0, round((at - self.started_at) * 1000)) if self.started_at else 0
+
     def detail(self, now: float, *, since: int = 0) -> dict[str, Any]:
         """The call view: summary, plus the lines and marks changed after version `since`."""
         return {
@@ -185,8 +192,15 @@ class LiveCall:
             | {"source": self.source, "ended_at": self.ended_at, "end_reason": self.end_reason},
             "version": self.version,
             "lines": [line.view() for line in self.lines.values() if line.version > since],
-            "marks": [mark.view() for mark in self.marks.values() if mark.version > since],
-            "sentiment_series": {leg: list(points) for leg, points in self.sentiment_series.items()},
+            "marks": [
+                mark.view() | {"at_ms": self.position_ms(mark.segment_id, mark.emitted_at)}
+                for mark in self.marks.values()
+                if mark.version > since
+            ],
+            "sentiment_series": {
+                leg: sorted((self.position_ms(seg, at), compound) for seg, at, compound in points)
+                for leg, points in self.sentiment_series.items()
+            },
             "compliance": {"rule_version": self.compliance_version, "steps": list(self.compliance)},
             "metrics": self.metrics,
             "latency": self.latency_summary(),
@@ -327,9 +341,8 @@ class LiveState:
                 call.sentiment_now[event.leg] = event.compound
                 line = call.lines.get(event.segment_id)
                 if event.final:
-                    position = line.start_ms if line else self._position_ms(call, event.emitted_at)
                     series = call.sentiment_series[event.leg]
-                    series.append((position, round(event.compound, 3)))
+                    series.append((event.segment_id, event.emitted_at, round(event.compound, 3)))
                     if line is not None:
                         line.sentiment = event.compound
                         line.version = self._bump()
@@ -342,7 +355,6 @@ class LiveState:
                     )
             case AgentHint() | SupervisorAlert():
                 if event.event_id not in call.marks:
-                    line = call.lines.get(event.segment_id)
                     mark = Mark(
                         event_id=event.event_id,
                         kind="hint" if isinstance(event, AgentHint) else "alert",
@@ -357,7 +369,6 @@ class LiveState:
                         text=event.hint if isinstance(event, AgentHint) else event.message,
                         severity=event.severity if isinstance(event, SupervisorAlert) else None,
                         emitted_at=event.emitted_at,
-                        at_ms=line.start_ms if line else self._position_ms(call, event.emitted_at),
                         version=0,
                         knowledge_title=event.knowledge_title if isinstance(event, AgentHint) else "",
                         knowledge_snippet=event.knowledge_snippet if isinstance(event, AgentHint) else "",
@@ -383,10 +394,6 @@ class LiveState:
                 call.redactions += sum(event.counts.values())
         self._touch(call)
         return items
-
-    @staticmethod
-    def _position_ms(call: LiveCall, at: float) -> int:
-        return max(0, round((at - call.started_at) * 1000)) if call.started_at else 0
 
     def _agent_item(self, call: LiveCall, item_id: str, kind: str, data: dict[str, Any]) -> list[AgentItem]:
         item = AgentItem(item_id=item_id, agent_id=call.agent_id, kind=kind, data=data)

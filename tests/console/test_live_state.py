@@ -77,7 +77,26 @@ def test_marks_keep_rule_version_matched_phrase_and_whether_they_fired_before_th
         "speak to a manager",
     )
     assert mark.before_turn_end is True
-    assert mark.at_ms == 0
+    (shown,) = state.calls["c1"].detail(now=call.t0 + 5)["marks"]
+    assert shown["at_ms"] == 0
+
+
+def test_assist_events_folded_before_their_call_and_segments_are_placed_where_they_belong():
+    """The console reads the assist topic apart from the transcript topic: on read-back after a
+    restart, a call's hints and sentiment can be folded before its call.started and its finals."""
+    call = ScriptedCall("c1")
+    state = LiveState()
+    early = [
+        call.alert(27_500, "legal.threat", "lawyer", "Customer threatens legal action"),
+        call.sentiment("customer", 27_500, -0.7),
+        call.sentiment("customer", 5_000, -0.3),
+    ]
+    fold_all(state, *early)
+    fold_all(state, call.started(), call.final("customer", 5_000, "charged twice"))
+    fold_all(state, call.final("customer", 27_500, "I'll talk to my lawyer"))
+    detail = state.calls["c1"].detail(now=call.t0 + 40)
+    assert [m["at_ms"] for m in detail["marks"]] == [27_500]
+    assert detail["sentiment_series"]["customer"] == [(5_000, -0.3), (27_500, -0.7)]
 
 
 def test_hints_and_customer_sentiment_go_to_the_agent_with_deterministic_ids_and_supervisor_alerts_do_not():
