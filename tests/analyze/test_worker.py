@@ -183,10 +183,12 @@ async def test_worker_emits_hint_alert_and_sentiment_and_dead_letters_bad_record
         finals = {(e.call_id, e.segment_id) for e in events if isinstance(e, Sentiment) and e.final}
         triggered = {e.rule_id for e in events if isinstance(e, AgentHint | SupervisorAlert)}
         closed = {e.call_id for e in events if isinstance(e, ComplianceState) and e.call_ended}
+        # A call's end emits its checklist and its misses as separate records: wait for both.
+        missed = {e.call_id for e in events if isinstance(e, SupervisorAlert) and e.category == "compliance"}
         return (
             len(finals) == 6
             and {"retention-cancel", "escalation-request"} <= triggered
-            and closed == {"call-cancel", "call-manager"}
+            and closed == missed == {"call-cancel", "call-manager"}
         )
 
     async with _running_worker(config):
