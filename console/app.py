@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,9 +27,19 @@ _CSP = (
 )
 
 
+TOPBAR_MARK = "<!-- topbar: console/static/topbar.html, put in by console/app.py -->"
+
+
+def page_html(name: str) -> str:
+    """A page's HTML with the shared top bar (brand, nav, feed state, who, sign-out) put in its place."""
+    return (STATIC / name).read_text().replace(TOPBAR_MARK, (STATIC / "topbar.html").read_text().strip())
+
+
 def _page(name: str, *, embeddable: bool = False) -> Any:
+    html = page_html(name)  # read once, when the app is built
+
     async def page(request: Request) -> Response:
-        response = FileResponse(STATIC / name, media_type="text/html")
+        response = HTMLResponse(html)
         # The agent panel is made for a CCaaS desktop's iframe; every other page refuses framing.
         response.headers["Content-Security-Policy"] = _CSP + (
             "; frame-ancestors *" if embeddable else "; frame-ancestors 'none'"
