@@ -1,4 +1,4 @@
-"""Streaming fidelity against batch decoding: `python -m bench.fidelity [--legs 1,8] [--sets ...]`.
+"""Streaming fidelity against batch decoding: `python -m bench.fidelity [--pipeline] [--legs 1,8]`.
 
 Replays real speech (Asterisk 8 kHz phone prompts a-l of 2-9 s, and those of 9-30 s as
 `asterisk-long`, which must be cut; LibriVox reading) through the streaming
@@ -18,6 +18,13 @@ per number of legs it prints, for the same audio and the same model:
   utterance), median and worst, in ms; and words clipped: references whose first word is missing
   from the start of the first final that covers them.
 
+With `--pipeline` the same legs go through the WHOLE pipeline instead (bench/pipeline.py's
+run: embedded Tansu and PostgreSQL, `callscope transcribe`, `analyze` and `store` as processes):
+each pair of legs is one two-leg call replayed through Kafka as G.711 mu-law 8 kHz at `--speed`
+(a single leg's call has a silent customer), all sets of one step in one run, `legs` legs at once;
+the stream WER is then that of the finals PostgreSQL holds, per leg ordered by start. The batch
+WER is the same model decoding the same audio whole, in this process, before the stages start.
+
 Figures from a shared machine: the WERs and the ratio do not depend on its load unless decoding
 falls behind, which the `lag` column (final latency p95) shows.
 """
@@ -26,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import jiwer
@@ -104,6 +113,99 @@ def build_legs(utterances: list[tuple[Utterance, np.ndarray]], legs: int) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class StoredFinal:
+    start_ms: int
+    end_ms: int
+    text: str
+
+
+def pipeline_calls(built: list[Leg], tag: str) -> tuple[list, list[tuple[str, str, Leg]]]:
+    """Two legs to a call (agent, customer; a lone last leg gets a silent customer), as ReplayCalls
+    at 8 kHz (the replay encodes them as mu-law), and where each bench leg went (call id, leg)."""
+    from ingest.replay import ReplayCall
+    from ingest.wavsource import Recording
+
+    calls, where = [], []
+    for k in range(0, len(built), 2):
+        pair = built[k : k + 2]
+        # The legs hold the phone channel's audio at 16 kHz; the call carries it at 8 kHz again
+        # (every other sample of the upsampled mu-law decode: the same 8 kHz band).
+        audio = [np.frombuffer(leg.audio, dtype="<i2")[::2].copy() for leg in pair]
+        length = max(len(a) for a in audio)
+        audio = [np.pad(a, (0, length - len(a))) for a in audio]
+        if len(audio) == 1:
+            audio.append(np.zeros(length, dtype=np.int16))
+        call_id = f"fidelity-{tag}-{uuid.uuid4().hex[:8]}-{k // 2}"
+        legs = dict(zip(("agent", "customer"), audio, strict=True))
+        calls.append(
+            ReplayCall(Recording(legs, 8_000), call_id=call_id, agent_id="agent-fidelity", queue="fidelity")
+        )
+        where += [(call_id, name, leg) for name, leg in zip(("agent", "customer"), pair, strict=False)]
+    return calls, where
+
+
+async def pipeline_step(
+    sets: dict[str, list[tuple[Utterance, np.ndarray]]], legs: int, speed: float, environ: dict[str, str]
+) -> tuple[dict[str, dict[str, float]], str]:
+    """One whole-pipeline run holding every set's legs, `legs` at a time; per set its scores."""
+    from sqlalchemy import select
+
+    from bench.pipeline import run_bench
+    from ingest.events import Codec as AudioCodec
+    from ingest.wavsource import OutputFormat
+    from pipeline.settings import StageSettings
+    from store.models import Segment
+
+    placed: dict[str, list[tuple[str, str, Leg]]] = {}
+    calls = []
+    for name, utterances in sets.items():
+        set_calls, placed[name] = pipeline_calls(build_legs(utterances, legs), name)
+        calls += set_calls
+    rows: dict[tuple[str, str], list[StoredFinal]] = {}
+
+    async def read_stored(engine, call_ids: list[str]) -> None:
+        query = select(Segment.call_id, Segment.leg, Segment.start_ms, Segment.end_ms, Segment.text).where(
+            Segment.call_id.in_(call_ids), Segment.text.is_not(None)
+        )
+        async with engine.connect() as conn:
+            for call_id, leg, start_ms, end_ms, text in (await conn.execute(query)).all():
+                rows.setdefault((call_id, leg), []).append(StoredFinal(start_ms or 0, end_ms or 0, text))
+
+    report = await run_bench(
+        calls,
+        speed=speed,
+        fmt=OutputFormat(AudioCodec.MULAW, 8_000),
+        concurrency=max(1, math.ceil(legs / 2)),
+        partitions=StageSettings().partitions,
+        environ=environ,
+        read_stored=read_stored,
+    )
+    out = {}
+    for name, where in placed.items():
+        refs, hyps, onsets, clipped = [], [], [], 0
+        for call_id, leg_name, leg in where:
+            finals = sorted(
+                (f for f in rows.get((call_id, leg_name), []) if f.text.strip()), key=lambda f: f.start_ms
+            )
+            refs.append(leg.reference)
+            hyps.append(" ".join(normalise_text(f.text) for f in finals) or "-")
+            e, c = onset_errors(leg, finals)
+            onsets += e
+            clipped += c
+        out[name] = {
+            "wer": jiwer.wer(refs, hyps),
+            "legs": len(where),
+            "onset_p50": float(np.median(onsets)) if onsets else float("nan"),
+            "onset_worst": float(max(onsets, key=abs)) if onsets else float("nan"),
+            "onset_within_150": sum(-150 <= e <= 150 for e in onsets) / max(1, len(onsets)),
+            "clipped": clipped,
+            "hyps": hyps,
+            "refs": refs,
+        }
+    return out, report.render()
+
+
 @dataclass
 class LegResult:
     finals: list[FinalText] = field(default_factory=list)
@@ -133,7 +235,7 @@ async def run_leg(session: LocalSession, leg: Leg, speed: float, t0: float) -> L
     return result
 
 
-def onset_errors(leg: Leg, finals: list[FinalText]) -> tuple[list[float], int]:
+def onset_errors(leg: Leg, finals: list[FinalText] | list[StoredFinal]) -> tuple[list[float], int]:
     """Per utterance: first final overlapping it, its start minus the true onset (ms); clipped first words."""
     errors, clipped = [], 0
     for p in leg.placed:
@@ -249,7 +351,51 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="feed audio at this many times real time")
     p.add_argument("--limit", type=int, default=None, help="first N utterances of each set only")
     p.add_argument("--show", action="store_true", help="print each leg's reference and streamed text")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="through the whole pipeline (replay -> Kafka -> transcribe -> analyze -> store -> PostgreSQL)",
+    )
+    p.add_argument(
+        "--report", action="store_true", help="with --pipeline: also print bench.pipeline's report"
+    )
     return p
+
+
+PIPELINE_HEADER = (
+    "set           utts  legs  stored WER  batch WER  ratio  onset p50/worst ms  <=150ms  clipped"
+)
+
+
+async def pipeline_main(args: argparse.Namespace) -> None:
+    engine = WhisperEngine()  # the batch reference, in this process, before the stages start
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    sets, batch = {}, {}
+    for name in args.sets.split(","):
+        sets[name] = load_set(name, args.limit)
+        batch[name], _, _ = batch_wer(engine, sets[name])
+        print(
+            f"{name}: whole-utterance batch WER {batch[name]:.3f} ({len(sets[name])} utterances)", flush=True
+        )
+    del engine
+    for legs in (int(n) for n in args.legs.split(",")):
+        print(f"whole pipeline, {legs} legs at once ...", flush=True)
+        results, report = await pipeline_step(sets, legs, args.speed, dict(os.environ))
+        print(PIPELINE_HEADER, flush=True)
+        for name, r in results.items():
+            ratio = r["wer"] / batch[name] if batch[name] else float("inf")
+            onset = f"{r['onset_p50']:7.0f} / {r['onset_worst']:6.0f}     {r['onset_within_150']:6.0%}"
+            print(
+                f"{name:<13} {len(sets[name]):>4}  {min(legs, r['legs']):>4}  {r['wer']:10.3f}  "
+                f"{batch[name]:9.3f}  {ratio:5.2f}  {onset}  {r['clipped']:>7}",
+                flush=True,
+            )
+            if args.show:
+                for ref, hyp in zip(r["refs"], r["hyps"], strict=True):
+                    print(f"  REF {ref}\n  HYP {hyp}")
+        print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        if args.report:
+            print(report, flush=True)
 
 
 async def amain(args: argparse.Namespace) -> None:
@@ -282,7 +428,17 @@ async def amain(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    asyncio.run(amain(parser().parse_args(argv)))
+    args = parser().parse_args(argv)
+    if args.pipeline:
+        import warnings
+
+        from pipeline.logs import configure_logging
+
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        configure_logging("text", os.environ.get("CALLSCOPE_LOG_LEVEL", "WARNING"))
+        asyncio.run(pipeline_main(args))
+    else:
+        asyncio.run(amain(args))
     return 0
 
 

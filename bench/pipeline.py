@@ -24,7 +24,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bench import procstat
 from bench.collect import read_call_events, stored_segments, wait_until_complete
@@ -45,6 +45,9 @@ from ingest.replay import DEFAULT_FORMAT, ReplayCall, replay_call
 from ingest.wavsource import OutputFormat
 from pipeline.settings import SettingsError
 from pipeline.stage import run_until_signalled
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,8 +76,13 @@ async def run_bench(
     environ: dict[str, str],
     timeout_s: float | None = None,
     logdir: Path | None = None,
+    read_stored: Callable[[AsyncEngine, list[str]], Awaitable[None]] | None = None,
 ) -> BenchReport:
-    """One benchmark run over `calls` (unique call ids); raises BenchFailed on a dead stage or timeout."""
+    """One benchmark run over `calls` (unique call ids); raises BenchFailed on a dead stage or timeout.
+
+    `read_stored`, when given, is called with the database engine and the call ids once PostgreSQL
+    holds every call (bench.fidelity --pipeline reads the stored finals' text with it).
+    """
     call_ids = [c.call_id for c in calls]
     if not calls or len(set(call_ids)) != len(call_ids):
         raise ValueError("the benchmark needs at least one call and unique call ids")
@@ -93,7 +101,17 @@ async def run_bench(
             watcher = asyncio.create_task(stages.watch(), name="bench-stage-watch")
             try:
                 return await _measure(
-                    calls, speed, fmt, concurrency, partitions, svc, stages, watcher, deadline, machine
+                    calls,
+                    speed,
+                    fmt,
+                    concurrency,
+                    partitions,
+                    svc,
+                    stages,
+                    watcher,
+                    deadline,
+                    machine,
+                    read_stored,
                 )
             finally:
                 watcher.cancel()
@@ -105,7 +123,7 @@ async def run_bench(
 
 
 async def _measure(
-    calls, speed, fmt, concurrency, partitions, svc, stages, watcher, deadline, machine
+    calls, speed, fmt, concurrency, partitions, svc, stages, watcher, deadline, machine, read_stored=None
 ) -> BenchReport:
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -141,6 +159,8 @@ async def _measure(
         await step("waiting for PostgreSQL to hold every call", wait_until_complete(engine, call_ids))
         after, wall_s = cpu(), time.monotonic() - started
         stored = await step("reading the stored segments", stored_segments(engine, call_ids))
+        if read_stored is not None:
+            await step("reading the stored finals", read_stored(engine, call_ids))
     finally:
         await engine.dispose()
     transcripts, assist = await step(
