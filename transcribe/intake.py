@@ -10,6 +10,7 @@ flushes the producer first (pipeline.stage.flush_then_commit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -55,6 +56,14 @@ class _Backlog:
         self.ready = asyncio.Event()
         self.paused = False
         self.task: asyncio.Task[None] | None = None
+        self.handled_ts: int | None = None  # broker timestamp (ms) of the newest record handed on
+
+    def backlog_s(self) -> float:
+        """Newest record read minus newest handed on, by broker timestamps; 0 when none waits."""
+        if not self.records:
+            return 0.0
+        since = self.records[0].timestamp if self.handled_ts is None else self.handled_ts
+        return max(0, self.records[-1].timestamp - since) / 1000
 
 
 class PartitionIntake:
@@ -107,6 +116,7 @@ class PartitionIntake:
             if records:
                 self._fetched[tp] = records[-1].offset + 1
             backlog.ready.set()
+            metrics.PARTITION_BACKLOG_SECONDS.labels(str(tp.partition)).set(backlog.backlog_s())
             if len(backlog.records) >= self._high_records and not backlog.paused:
                 self._consumer.pause(tp)
                 backlog.paused = True
@@ -139,6 +149,8 @@ class PartitionIntake:
         record = backlog.records.popleft()
         await self._handle(record)
         self.watermark.consumed(tp.partition, record.offset)
+        backlog.handled_ts = record.timestamp
+        metrics.PARTITION_BACKLOG_SECONDS.labels(str(tp.partition)).set(backlog.backlog_s())
         if backlog.paused and len(backlog.records) <= self._low_records:
             if tp in self._consumer.assignment():
                 self._consumer.resume(tp)
@@ -203,6 +215,8 @@ class PartitionIntake:
                 metrics.PARTITIONS_PAUSED.dec()
             self._fetched.pop(tp, None)
             self.watermark.forget(tp.partition)
+            with contextlib.suppress(KeyError):  # another worker reports this partition now
+                metrics.PARTITION_BACKLOG_SECONDS.remove(str(tp.partition))
 
     def stop(self) -> None:
         """Stop handling records (on shutdown: what was not handled is read again by the next owner)."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Protocol
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.metrics import LATENCY_BUCKETS_S as _LATENCY_BUCKETS
@@ -38,6 +42,28 @@ PARTITIONS_PAUSED = Gauge("callscope_transcribe_partitions_paused", "Partitions 
 PARTITIONS_HELD = Gauge(
     "callscope_transcribe_partitions_held_for_capacity",
     "Partitions held at a new call because this worker has max_live_calls open",
+)
+MAX_LIVE_CALLS = Gauge(
+    "callscope_transcribe_max_live_calls",
+    "This worker's configured limit of open calls (CALLSCOPE_TRANSCRIBE_MAX_LIVE_CALLS): with that many"
+    " open, a partition is held at its next new call; two ASR sessions (legs) per call",
+)
+RECORDS_AFTER_CALL_END = Counter(
+    "callscope_transcribe_records_after_call_end_total",
+    "Records of a call that had already ended here (audio frames, a second call.ended): not transcribed,"
+    " dead-lettered with reason call_already_ended",
+)
+PARTITION_BACKLOG_SECONDS = Gauge(
+    "callscope_transcribe_partition_backlog_seconds",
+    "Per partition: broker timestamp of the newest record read minus that of the newest record handed"
+    " on to the calls' legs (seconds of the partition read and waiting in this worker; 0 when none waits)",
+    ["partition"],
+)
+LEG_BACKLOG_SECONDS = Gauge(
+    "callscope_transcribe_leg_backlog_seconds",
+    "Per leg role, the worst open leg here: now minus the capture time of the newest audio handed to its"
+    " speech session (how far behind live the engine is being fed; ~0.02 s when keeping up)",
+    ["leg"],
 )
 CALLS_ENDED_HERE = Counter(
     "callscope_transcribe_calls_ended_by_worker_total",
@@ -81,3 +107,37 @@ for _type in ("partial", "final"):
 FRAMES_DROPPED.labels("leg_failed")
 for _reason in ("idle", "max_duration"):
     CALLS_ENDED_HERE.labels(_reason)
+
+
+class _Stream(Protocol):
+    ended: bool
+
+
+class LegFeed:
+    """The capture time of the newest audio handed to each open leg's session, for LEG_BACKLOG_SECONDS.
+
+    Labelled by leg role, not by call: two series per worker whatever the number of calls. A leg
+    is forgotten when its call ends or leaves the worker, and skipped once its stream has ended
+    (an idle leg retired), so a silent leg does not read as a growing backlog."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._fed: dict[tuple[str, str], tuple[float, _Stream]] = {}
+
+    def fed(self, call_id: str, leg: str, captured_at: float, stream: _Stream) -> None:
+        self._fed[(call_id, leg)] = (captured_at, stream)
+
+    def forget(self, call_id: str) -> None:
+        for leg in ("agent", "customer"):
+            self._fed.pop((call_id, leg), None)
+
+    def behind_s(self, leg: str) -> float:
+        """Seconds the worst open `leg` (role) is behind live; 0 with none open."""
+        fed = list(self._fed.items())  # a copy: scrapes run in the metrics server's thread
+        oldest = min((at for (_, role), (at, s) in fed if role == leg and not s.ended), default=None)
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+
+
+LEG_FEED = LegFeed()
+for _leg in ("agent", "customer"):
+    LEG_BACKLOG_SECONDS.labels(_leg).set_function(lambda leg=_leg: LEG_FEED.behind_s(leg))

@@ -77,6 +77,7 @@ class TranscribeWorker:
         self._consumer = consumer
         self._resume = ResumePoints()
         self._owned: set[TopicPartition] = set()  # before the rebalance under way
+        metrics.MAX_LIVE_CALLS.set(config.max_live_calls)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Fetch, commit and finalise idle legs until `stop` is set; then drain as run() says."""
@@ -124,6 +125,8 @@ class TranscribeWorker:
             case AudioFrame():
                 rejected = self._calls.check_frame(event)
                 if rejected:
+                    if rejected.reason == "call_already_ended":
+                        metrics.RECORDS_AFTER_CALL_END.inc()
                     await self._deadletters.reject(record, rejected.reason, rejected.detail)
                     if rejected.reason == "leg_format_changed":
                         await self._report_leg_once(event.call_id, event.leg, rejected.reason)
@@ -149,6 +152,8 @@ class TranscribeWorker:
             case CallEnded():
                 ended = self._calls.end(event.call_id)
                 if isinstance(ended, Rejected):
+                    if ended.reason == "call_already_ended":
+                        metrics.RECORDS_AFTER_CALL_END.inc()
                     await self._deadletters.reject(record, ended.reason, ended.detail)
                     return
                 self._legs.close(event.call_id, functools.partial(self._call_closed, ended, event))
@@ -211,6 +216,7 @@ class TranscribeWorker:
             # A session that takes no audio for this long is stalled: fail the leg, not the partition.
             async with asyncio.timeout(self._config.leg_stall_timeout_s):
                 await stream.feed(frame, received_at)
+            metrics.LEG_FEED.fed(call_id, leg, frame.captured_at, stream)
         except TimeoutError:
             log.warning("leg stalled", extra={"call_id": call_id, "leg": leg})
             self._legs.detach(call_id, leg)
@@ -235,6 +241,7 @@ class TranscribeWorker:
         await self._emit(TranscriptCallEnded(**event.model_dump(exclude={"type", "v"})))
         self._intake.watermark.call_closed(state.partition, state.call_id)
         self._resume.forget(state.call_id)
+        metrics.LEG_FEED.forget(state.call_id)
 
     async def _emit(self, event: TranscriptEvent) -> None:
         # send() only enqueues; ordering per partition holds, durability comes from flush-before-commit.
@@ -253,6 +260,7 @@ class TranscribeWorker:
             for state in self._calls.drop_partition(tp.partition):
                 self._legs.drop(state.call_id)
                 self._resume.forget(state.call_id)
+                metrics.LEG_FEED.forget(state.call_id)
                 self._capacity.set()
         new = assigned - self._owned
         self._owned = set(assigned)
