@@ -55,6 +55,8 @@ class AnalyzeConfig(StageSettings):
     # Tansu answers the first JoinGroup only after about half the session timeout; faust's 60 s
     # default would delay the first assignment by ~30 s.
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # An unreachable broker at start-up is waited for this long, then one line and exit 2.
+    broker_wait_s: float = Field(default=30.0, ge=0, le=600)
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     max_calls: int = Field(default=20_000, ge=1)  # per worker; the oldest open call is forgotten first
     stream_buffer_maxsize: int = Field(default=4096, ge=1)  # per partition, then faust pauses it

@@ -10,6 +10,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from analyze.app import STAGE, build_app
 from analyze.assist import AssistPolicy
 from analyze.config import AnalyzeConfig
@@ -21,10 +23,23 @@ from analyze.live import LiveSettings
 from analyze.rules import RuleMatcher, RuleSet, load_rules
 from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
 from analyze.state_table import ensure_changelog_topic
-from pipeline.kafka import admin_client, partition_count
+from pipeline.kafka import partition_count, start_client
 from pipeline.stage import metrics_server
 
 log = logging.getLogger(__name__)
+
+
+class _Admin:
+    """An admin client with the start()/stop() that pipeline.kafka.start_client expects."""
+
+    def __init__(self, admin: AIOKafkaAdminClient) -> None:
+        self.admin = admin
+
+    async def start(self) -> None:
+        await self.admin.start()
+
+    async def stop(self) -> None:
+        await self.admin.close()
 
 
 class SourceTopicError(RuntimeError):
@@ -37,8 +52,19 @@ async def check_source_topic(config: AnalyzeConfig) -> None:
     faust does not create a source topic, a broker that auto-creates one picks its own layout,
     and a partition count other than the configured one breaks co-partitioning.
     """
-    async with admin_client(config.kafka_bootstrap, client_id=f"{config.app_id}-check") as admin:
-        found = await partition_count(admin, config.transcripts_topic)
+    # The first contact with the broker: an unreachable one is waited for (broker_wait_s), then
+    # BrokerUnreachable, one line (faust itself would end in a traceback and unclosed clients).
+    bootstrap = config.kafka_bootstrap
+    started = await start_client(
+        lambda: _Admin(AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{config.app_id}-check")),
+        bootstrap=bootstrap,
+        what="admin client",
+        wait_s=config.broker_wait_s,
+    )
+    try:
+        found = await partition_count(started.admin, config.transcripts_topic)
+    finally:
+        await started.stop()
     if found is None:
         raise SourceTopicError(
             f"topic {config.transcripts_topic!r} does not exist; create the topics first"
