@@ -92,13 +92,32 @@ def live_operations() -> Dashboard:
             ),
             series(
                 layout,
-                "ASR sessions per worker",
-                [prom("sum by (instance) (callscope_transcribe_sessions_open)", "{{instance}}")],
+                "ASR sessions per worker, and its limit (2 x max_live_calls)",
+                [
+                    prom("sum by (instance) (callscope_transcribe_sessions_open)", "{{instance}}", "A"),
+                    prom("instance:callscope_transcribe_session_limit:max", "{{instance}} limit", "B"),
+                ],
             ),
             series(
                 layout,
-                "Audio backlog per worker",
-                [prom("sum by (instance) (callscope_transcribe_audio_backlog_seconds)", "{{instance}}")],
+                "Audio backlog: legs fed behind live, partitions read not handed on, engine unsent",
+                [
+                    prom(
+                        "max by (instance, leg) (callscope_transcribe_leg_backlog_seconds)",
+                        "{{instance}} {{leg}} legs",
+                        "A",
+                    ),
+                    prom(
+                        "max by (instance, partition) (callscope_transcribe_partition_backlog_seconds)",
+                        "{{instance}} partition {{partition}}",
+                        "B",
+                    ),
+                    prom(
+                        "sum by (instance) (callscope_transcribe_audio_backlog_seconds)",
+                        "{{instance}} engine unsent",
+                        "C",
+                    ),
+                ],
                 unit="s",
             ),
             series(
