@@ -85,7 +85,7 @@ def cmd_store(args: argparse.Namespace, environ: dict[str, str]) -> int:
 def cmd_demo(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from deploy.demo import demo_main
 
-    return demo_main(args, environ, shared_settings().partitions)
+    return demo_main(args, environ, shared_settings())
 
 
 # --- Parser ---

@@ -40,8 +40,9 @@ from ingest.demo import DEMO_CALL_WAV
 from ingest.events import Codec
 from ingest.replay import ReplayCall, replay_call
 from ingest.wavsource import OutputFormat
+from pipeline.settings import StageSettings
 from pipeline.stage import run_until_signalled
-from pipeline.topics import TOPICS
+from pipeline.topics import Topics
 
 QUIET_S = 1.5  # the stored call must stop changing for this long before it is printed
 CONSOLE_START_S = 30.0
@@ -79,7 +80,9 @@ class Terminal:
             self._status = ""
 
 
-async def follow(bootstrap: str, view: LiveView, terminal: Terminal, since_s: float, activity: list[float]):
+async def follow(
+    bootstrap: str, topics: Topics, view: LiveView, terminal: Terminal, since_s: float, activity: list[float]
+):
     """Show the call's transcript and assist events as they arrive, until cancelled."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -94,7 +97,7 @@ async def follow(bootstrap: str, view: LiveView, terminal: Terminal, since_s: fl
     try:
         parts = [
             TopicPartition(topic, p)
-            for topic in (TOPICS.transcripts, TOPICS.assist)
+            for topic in (topics.transcripts, topics.assist)
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         consumer.assign(parts)
@@ -111,7 +114,7 @@ async def follow(bootstrap: str, view: LiveView, terminal: Terminal, since_s: fl
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        if tp.topic == TOPICS.transcripts:
+                        if tp.topic == topics.transcripts:
                             lines = view.on_transcript(parse_transcript_event(record.value))
                         else:
                             lines = view.on_assist(parse_assist_event(record.value))
@@ -146,7 +149,7 @@ async def wait_until_stored(database_url: str, view: LiveView, activity: list[fl
 
 
 async def run_demo(
-    args: argparse.Namespace, environ: dict[str, str], partitions: int, terminal: Terminal
+    args: argparse.Namespace, environ: dict[str, str], settings: StageSettings, terminal: Terminal
 ) -> None:
     logdir = Path(tempfile.mkdtemp(prefix="callscope-demo-"))
     print(f"stage logs: {logdir}", flush=True)
@@ -162,7 +165,9 @@ async def run_demo(
     remaining = lambda: args.timeout - (time.monotonic() - started)  # noqa: E731
 
     print("starting broker and database ...", flush=True)
-    async with services(environ.get("CALLSCOPE_KAFKA_BOOTSTRAP") or None, database_url, partitions) as svc:
+    partitions, topics = settings.partitions, settings.topics()
+    bootstrap = environ.get("CALLSCOPE_KAFKA_BOOTSTRAP") or None  # unset: the demo starts its own broker
+    async with services(bootstrap, database_url, partitions, topics) as svc:
         stages = StageProcesses(logdir, stage_env(environ, svc.kafka_bootstrap, svc.database_url, partitions))
         try:
             await stages.start()
@@ -264,14 +269,13 @@ async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining, 
     view = LiveView(call.call_id)
     activity = [time.monotonic()]
     shown = asyncio.create_task(
-        follow(svc.kafka_bootstrap, view, terminal, time.time() - 5, activity), name="demo-follow"
+        follow(svc.kafka_bootstrap, svc.topics, view, terminal, time.time() - 5, activity), name="demo-follow"
     )
     try:
         speed = f"{args.speed:g}x real time" if args.speed > 0 else "full speed"
         print(f"replaying {call.recording.duration_s:.0f} s call {call.call_id} at {speed} ...\n", flush=True)
-        await step(
-            "replaying the call", replay_call(svc.kafka_bootstrap, call, args.speed, fmt=fmt), remaining()
-        )
+        replay = replay_call(svc.kafka_bootstrap, call, args.speed, fmt=fmt, topic=svc.topics.audio)
+        await step("replaying the call", replay, remaining())
         summary = await step(
             "waiting for PostgreSQL to hold the ended call",
             wait_until_stored(svc.database_url, view, activity),
@@ -290,7 +294,7 @@ async def _pipeline(args, svc, call, fmt, terminal, stages, watcher, remaining, 
         await watcher  # until interrupted, or a stage dies (DemoFailed names it and its log)
 
 
-def demo_main(args: argparse.Namespace, environ: dict[str, str], partitions: int) -> int:
+def demo_main(args: argparse.Namespace, environ: dict[str, str], settings: StageSettings) -> int:
     if args.speed < 0:
         print("callscope demo: --speed must be >= 0", file=sys.stderr)
         return 2
@@ -302,7 +306,7 @@ def demo_main(args: argparse.Namespace, environ: dict[str, str], partitions: int
         try:
             # A signal cancels the demo: that unwinds through every finally, nothing is left running.
             await run_until_signalled(
-                lambda stop: cancel_on(stop, run_demo(args, environ, partitions, Terminal()))
+                lambda stop: cancel_on(stop, run_demo(args, environ, settings, Terminal()))
             )
             return 0
         except DemoFailed as exc:

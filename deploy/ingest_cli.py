@@ -100,7 +100,7 @@ async def _replay(
     if args.create_topics:
         from pipeline.kafka import create_topics
 
-        await create_topics(bootstrap, settings.partitions)
+        await create_topics(bootstrap, settings.partitions, settings.topics())
 
     def one(call: ReplayCall):  # noqa: ANN202 - a coroutine of ReplayResult
         return replay_call(bootstrap, call, args.speed, fmt=fmt, topic=settings.audio_topic, stop=stop)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.kafka import create_topics
+from pipeline.topics import TOPICS, Topics
 
 log = logging.getLogger(__name__)
 # Its at-exit cleanup logs at INFO after logging's streams may be closed (pytest, interpreter exit).
@@ -94,11 +95,12 @@ def embedded_postgres() -> Iterator[str]:
 class Services:
     kafka_bootstrap: str
     database_url: str
+    topics: Topics = TOPICS
 
 
 @contextlib.asynccontextmanager
 async def services(
-    kafka_bootstrap: str | None, database_url: str | None, partitions: int
+    kafka_bootstrap: str | None, database_url: str | None, partitions: int, topics: Topics = TOPICS
 ) -> AsyncIterator[Services]:
     """Start whatever is not given, create the topics, and stop what was started on exit."""
     with contextlib.ExitStack() as stack:
@@ -106,5 +108,5 @@ async def services(
             kafka_bootstrap = await asyncio.to_thread(stack.enter_context, embedded_kafka())
         if not database_url:
             database_url = await asyncio.to_thread(stack.enter_context, embedded_postgres())
-        await create_topics(kafka_bootstrap, partitions)
-        yield Services(kafka_bootstrap=kafka_bootstrap, database_url=database_url)
+        await create_topics(kafka_bootstrap, partitions, topics)
+        yield Services(kafka_bootstrap=kafka_bootstrap, database_url=database_url, topics=topics)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from pipeline.topics import TOPICS
+from pipeline.topics import TOPICS, Topics
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -90,6 +90,10 @@ class StageSettings(BaseSettings):
             if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
                 raise ValueError("give host:port (port 0 = any free port) or off")
         return value
+
+    def topics(self) -> Topics:
+        """The four topic names as set (CALLSCOPE_*_TOPIC), for whatever creates, reads or writes them."""
+        return Topics(self.audio_topic, self.transcripts_topic, self.assist_topic, self.deadletter_topic)
 
     def metrics_host_port(self) -> tuple[str, int] | None:
         if self.metrics_address == "off":

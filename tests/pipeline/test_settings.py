@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from pipeline.retry import RetryPolicy
 from pipeline.settings import SettingsError, StageSettings, load_settings
+from pipeline.topics import TOPICS
 
 
 class DemoSettings(StageSettings):
@@ -78,3 +79,10 @@ def test_commands_that_are_not_a_stage_read_the_base_under_the_callscope_prefix(
     monkeypatch.setenv("DRAIN_DEADLINE_S", "7")
     monkeypatch.setenv("CALLSCOPE_DRAIN_DEADLINE_S", "3")
     assert load_settings(StageSettings).drain_deadline_s == 3.0
+
+
+def test_the_topic_names_as_set_are_one_topics_value(monkeypatch):
+    monkeypatch.setenv("CALLSCOPE_AUDIO_TOPIC", "site-a.audio")
+    monkeypatch.setenv("CALLSCOPE_DEADLETTER_TOPIC", "site-a.dlq")
+    topics = load_settings(StageSettings).topics()
+    assert topics.all() == ("site-a.audio", TOPICS.transcripts, TOPICS.assist, "site-a.dlq")
