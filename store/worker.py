@@ -267,6 +267,7 @@ async def _serve(config: StoreConfig, stop: asyncio.Event) -> None:
             auto_offset_reset="earliest",
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 3),
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
         )
 
     bootstrap = config.kafka_bootstrap
