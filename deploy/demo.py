@@ -91,7 +91,10 @@ async def follow(
     from transcribe.events import parse_transcript_event
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="callscope-demo"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        client_id="callscope-demo",
+        fetch_max_wait_ms=20,  # the embedded broker holds an empty fetch this long before lines show
     )
     await consumer.start()
     try:
