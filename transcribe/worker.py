@@ -299,6 +299,7 @@ async def run(
                 auto_offset_reset="earliest",
                 session_timeout_ms=config.session_timeout_ms,
                 heartbeat_interval_ms=config.heartbeat_interval_ms,
+                fetch_max_wait_ms=config.fetch_max_wait_ms,
                 # Sticky: a rebalance moves as few partitions as it can, so adding or removing a
                 # worker leaves most calls where they are (aiokafka's rebalance is still eager: see
                 # TranscribeWorker.partitions_assigned for why that costs the kept calls nothing).
