@@ -30,6 +30,7 @@ from pipeline.retry import RetryPolicy
 from transcribe import metrics
 from transcribe.audio_ring import AudioRing
 from transcribe.connector import Connect, Connection
+from transcribe.engine_health import ENGINE_HEALTH, EngineHealth
 from transcribe.realtime_client import EngineStalled, ProtocolError, error_for
 from transcribe.realtime_protocol import (
     AudioAppend,
@@ -44,6 +45,7 @@ from transcribe.realtime_turns import RATE_HZ, Turn, TurnBook, Utterance, ms
 from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStarted
 from transcribe.session import (
     EngineFailure,
+    EngineUnavailable,
     FinalText,
     PartialText,
     SessionError,
@@ -53,6 +55,8 @@ from transcribe.session_base import END, QueuedSession
 from transcribe.vad import VadStream
 
 log = logging.getLogger(__name__)
+# The server is gone or not answering (not: it answered with an error about this utterance).
+_CONNECTION_LOST = (EngineUnavailable.code, EngineStalled.code)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,9 @@ class VllmSessionConfig:
 class VllmSession(QueuedSession):
     """One leg's recognizer on a realtime server. Use as `async with`; its task is started then."""
 
-    def __init__(self, config: VllmSessionConfig, *, vad: VadStream | None = None) -> None:
+    def __init__(
+        self, config: VllmSessionConfig, *, vad: VadStream | None = None, health: EngineHealth | None = None
+    ) -> None:
         super().__init__(
             max_queued_chunks=config.max_queued_chunks, events_queue_size=config.events_queue_size
         )
@@ -95,6 +101,7 @@ class VllmSession(QueuedSession):
         self._sent_mark = 0
         self._conn: Connection | None = None
         self._backlog_s = 0.0
+        self._health = health or ENGINE_HEALTH
 
     def _start(self) -> list[asyncio.Task[None]]:
         return [asyncio.create_task(self._run(), name="vllm-session")]
@@ -199,10 +206,13 @@ class VllmSession(QueuedSession):
                 if self._conn is None:
                     self._conn = await self.config.connect()
                     metrics.REALTIME_CONNECTIONS_OPEN.inc()
+                    self._health.connected()
                 await self._utterance(self._conn, turn)
                 return
             except SpeechError as exc:
                 await self._disconnect()
+                if exc.code in _CONNECTION_LOST:
+                    self._health.lost(exc.code)
                 if not exc.retryable or not policy.allows(retries + 1):
                     raise
                 retries += 1
