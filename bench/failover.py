@@ -35,6 +35,7 @@ from ingest.replay import replay_call
 from pipeline.kafka import create_topics
 from tests.calls import standard_calls
 from tests.e2e.failover import (
+    CallSeen,
     TranscriptTap,
     Worker,
     assigned_partitions,
@@ -69,7 +70,24 @@ async def _start(name: str, logdir: Path, bootstrap: str, tree: Path | None) -> 
         os.chdir(cwd)
 
 
-async def run(scenario: str, tree: Path | None) -> dict[str, float | int | str]:
+def _print_timeline(seen: CallSeen, failed_at: float, owned_at: float, to_wall: float) -> None:
+    """The moved call's events from the failure on: when read (s after the failure), kind, leg,
+    audio span, latency behind the audio, and the worker's own read -> emit time."""
+    print(f"takeover at +{owned_at - failed_at:.2f} s")
+    for a in sorted(seen.finals + seen.partials, key=lambda a: a.at):
+        if a.at < failed_at:
+            continue
+        seg, times = a.final, a.final.times
+        behind = (a.at + to_wall) - (seen.started_at + seg.end_ms / 1000)
+        span = f"{seg.start_ms / 1000:6.1f}-{seg.end_ms / 1000:6.1f}"
+        read_to_emit = times.emitted_at - times.audio_received_at
+        print(
+            f"+{a.at - failed_at:6.2f} {seg.type:15} {seg.leg:8} {span}"
+            f" behind={behind:5.2f} read->emit={read_to_emit:5.2f}"
+        )
+
+
+async def run(scenario: str, tree: Path | None, timeline: bool = False) -> dict[str, float | int | str]:
     calls = standard_calls()
     logdir = Path(tempfile.mkdtemp(prefix=f"bench-failover-{scenario}-"))
     with frozen_capable_broker() as (bootstrap, _):
@@ -152,7 +170,20 @@ async def run(scenario: str, tree: Path | None) -> dict[str, float | int | str]:
             if a.at >= failed_at and (a.at + to_wall) - (seen.started_at + a.final.end_ms / 1000) < 1.0
         ]
         out["moved_catch_up_s"] = round(caught[0].at - failed_at, 1) if caught else -1
+        # Live again: the first event, partial or final, less than 1 s behind its audio (a final
+        # also waits for its speaker to finish the sentence; a partial shows decoding is live).
+        live = [
+            a
+            for a in sorted(seen.finals + seen.partials, key=lambda a: a.at)
+            if a.at + to_wall >= owned_at
+            and (a.at + to_wall) - (seen.started_at + a.final.end_ms / 1000) < 1.0
+        ]
+        out["moved_live_after_takeover_s"] = round(live[0].at + to_wall - owned_at, 1) if live else -1
+        if caught:
+            out["moved_catch_up_after_takeover_s"] = round(caught[0].at + to_wall - owned_at, 1)
         out["moved_resent"] = seen.resent()
+        if timeline:
+            _print_timeline(seen, failed_at, owned_at - to_wall, to_wall)
     for call_id in kept:
         seen = tap.calls[call_id]
         out["kept_resent"] = seen.resent()
@@ -254,9 +285,12 @@ def main() -> None:
     )
     parser.add_argument("--scenario", choices=("kill9", "rebalance", "sigterm", "freeze"), default="kill9")
     parser.add_argument("--tree", type=Path, help="run the workers from this checkout (default: this one)")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print the moved call's events after the failure"
+    )
     args = parser.parse_args()
     result = asyncio.run(
-        run_freeze(args.tree) if args.scenario == "freeze" else run(args.scenario, args.tree)
+        run_freeze(args.tree) if args.scenario == "freeze" else run(args.scenario, args.tree, args.timeline)
     )
     print(" ".join(f"{k}={v}" for k, v in result.items()))
 

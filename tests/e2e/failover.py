@@ -32,6 +32,7 @@ from pipeline.topics import TOPICS
 from tests.transcribe.calls import FRAME_MS, call_records, frames_of
 from transcribe.events import (
     FinalSegment,
+    PartialSegment,
     TranscriptCallEnded,
     TranscriptCallStarted,
     parse_transcript_event,
@@ -196,13 +197,14 @@ async def produce_silent_calls(bootstrap: str, call_ids: list[str], seconds: flo
 
 @dataclass
 class Arrival:
-    final: FinalSegment
+    final: FinalSegment | PartialSegment  # a final, except in CallSeen.partials
     at: float  # monotonic time the tap read it
 
 
 @dataclass
 class CallSeen:
     finals: list[Arrival] = field(default_factory=list)
+    partials: list[Arrival] = field(default_factory=list)
     ended: bool = False
     started_at: float | None = None  # the call's own start (wall time), from its call.started
 
@@ -249,6 +251,8 @@ class TranscriptTap:
                         event = parse_transcript_event(record.value)
                         if isinstance(event, FinalSegment):
                             self.calls[event.call_id].finals.append(Arrival(event, now))
+                        elif isinstance(event, PartialSegment):
+                            self.calls[event.call_id].partials.append(Arrival(event, now))
                         elif isinstance(event, TranscriptCallStarted):
                             self.calls[event.call_id].started_at = event.started_at
                         elif isinstance(event, TranscriptCallEnded):
@@ -265,7 +269,7 @@ def _run_fake_worker() -> None:
     from transcribe.config import TranscribeConfig
     from transcribe.worker import run
 
-    configure_logging("json", os.environ.get("CALLSCOPE_LOG_LEVEL", "INFO"))
+    configure_logging("json", os.environ.get("CALLSCOPE_LOG_LEVEL", "INFO"), stage="transcribe")
     config = load_settings(TranscribeConfig)
     factory = FakeSessionFactory(turn_ms=FAKE_TURN_MS)
 
