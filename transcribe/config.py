@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from pipeline.retry import RetryPolicy
@@ -55,9 +55,13 @@ class TranscribeConfig(StageSettings):
     vllm_max_held_ms: int = Field(90_000, ge=2_000)
 
     # Engine (embedded CPU default)
-    model_path: str | None = None  # an operator's own CTranslate2 Whisper folder
+    model_path: str | None = None  # a CTranslate2 Whisper folder, or "base" (callscope[multilingual])
     cpu_threads: int = Field(1, ge=1, le=64)
     decode_workers: int = Field(1, ge=1, le=64)
+    # A call's language comes from its call.started metadata (transcribe/language.py); this is the
+    # language of a call whose metadata names none (Whisper's code: en, es, de, ...). English-only
+    # models (tiny.en, the default) accept only "en" here: anything else stops the start-up.
+    language: str = "en"
 
     # Turn segmentation
     vad_start_threshold: float = Field(0.5, gt=0, lt=1)
@@ -118,6 +122,16 @@ class TranscribeConfig(StageSettings):
             )
         return self
 
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from transcribe.language import normalise_language
+
+        code = normalise_language(value)
+        if code is None:
+            raise ValueError(f"unknown language {value[:16]!r} (Whisper's codes: en, es, de, ...)")
+        return code
+
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> TranscribeConfig:
         if self.heartbeat_interval_ms * 2 > self.session_timeout_ms:
@@ -138,7 +152,10 @@ class TranscribeConfig(StageSettings):
 
     def whisper(self) -> WhisperConfig:
         return WhisperConfig(
-            model_path=self.model_path, cpu_threads=self.cpu_threads, num_workers=self.decode_workers
+            model_path=self.model_path,
+            cpu_threads=self.cpu_threads,
+            num_workers=self.decode_workers,
+            language=self.language,
         )
 
     def local_session(self) -> LocalSessionConfig:
@@ -199,4 +216,6 @@ class TranscribeConfig(StageSettings):
             max_held_ms=max(self.vllm_max_held_ms, 2 * self.vllm_max_turn_ms),
             idle_close_s=self.vllm_idle_close_s,
             stall_timeout_s=self.vllm_stall_timeout_s,
+            model=self.vllm_model,
+            language=self.language,
         )

@@ -29,6 +29,7 @@ import logging
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ class _Payload:
     future: asyncio.Future[Transcription | None]
     loop: asyncio.AbstractEventLoop
     words: bool = False  # word timestamps wanted (a turn cut inside speech)
+    language: str | None = None  # the call's language; None: the engine's configured one
 
 
 @dataclass(slots=True)
@@ -73,7 +75,13 @@ class DecodeScheduler:
         return next(_ids)
 
     def submit(
-        self, session: Hashable, kind: Kind, audio: np.ndarray, *, words: bool = False
+        self,
+        session: Hashable,
+        kind: Kind,
+        audio: np.ndarray,
+        *,
+        words: bool = False,
+        language: str | None = None,
     ) -> asyncio.Future[Transcription | None]:
         """Queue a clip from the loop that awaits it; the future gets the text, or None if a newer partial
         of the session replaced it, or the decode error."""
@@ -84,7 +92,7 @@ class DecodeScheduler:
                 raise RuntimeError("decode scheduler closed")
             self._start_workers()
             superseded = self._queue.submit(
-                DecodeRequest(session, kind, _Payload(audio, future, loop, words))
+                DecodeRequest(session, kind, _Payload(audio, future, loop, words, language))
             )
             self.stats.superseded += len(superseded)
             self._cond.notify()
@@ -138,11 +146,11 @@ class DecodeScheduler:
             try:
                 audio = [r.payload.audio for r in batch]
                 words = [r.payload.words for r in batch]
-                results: list[Transcription] | BaseException = (
-                    self._engine.decode_batch(audio, words=words)
-                    if any(words)
-                    else self._engine.decode_batch(audio)
-                )
+                languages = [r.payload.language for r in batch]
+                options: dict[str, Any] = {"words": words} if any(words) else {}
+                if any(languages):  # clips of several languages decode together, each told its own
+                    options["languages"] = languages
+                results: list[Transcription] | BaseException = self._engine.decode_batch(audio, **options)
             except Exception as exc:  # every request of the batch gets the error
                 log.exception("batched decode failed", extra={"batch_size": len(batch)})
                 results = exc

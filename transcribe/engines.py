@@ -3,9 +3,11 @@ reached over a WebSocket or through a SageMaker endpoint. Heavy imports stay in 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ingest.events import Leg
+from pipeline.settings import SettingsError
 from transcribe.config import TranscribeConfig
 from transcribe.session import SessionFactory
 
@@ -15,15 +17,25 @@ if TYPE_CHECKING:
 
 
 def local_session_factory(config: TranscribeConfig) -> SessionFactory:
-    """Sessions on the embedded CPU engine; the model is loaded once per process."""
-    from transcribe.local_session import LocalSession
-    from transcribe.whisper_engine import shared_engine
+    """Sessions on the embedded CPU engine; the model is loaded once per process.
 
-    engine = shared_engine(config.whisper())
+    Each session decodes in its call's language (`language`, from call.started; None: the
+    configured default). An English-only model with a non-English default is refused here, at
+    start-up; a call in another language on it is decoded as English (the engine warns once).
+    """
+    from transcribe.local_session import LocalSession
+    from transcribe.models import ModelMissing, resolve_model
+    from transcribe.whisper_engine import EnglishOnlyModel, shared_engine
+
+    try:
+        whisper = config.whisper()  # model_path: a folder, or a model that ships in a package ("base")
+        engine = shared_engine(replace(whisper, model_path=resolve_model(whisper.model_path)))
+    except (EnglishOnlyModel, ModelMissing) as exc:
+        raise SettingsError(str(exc)) from None
     session_config = config.local_session()
 
-    def open_session(*, call_id: str, leg: Leg) -> LocalSession:
-        return LocalSession(engine, session_config)
+    def open_session(*, call_id: str, leg: Leg, language: str | None = None) -> LocalSession:
+        return LocalSession(engine, replace(session_config, language=language or config.language))
 
     return open_session
 
@@ -34,8 +46,8 @@ def vllm_session_factory(config: TranscribeConfig, connect: Connect | None = Non
 
     session_config = config.vllm_session(connect)
 
-    def open_session(*, call_id: str, leg: Leg) -> VllmSession:
-        return VllmSession(session_config)
+    def open_session(*, call_id: str, leg: Leg, language: str | None = None) -> VllmSession:
+        return VllmSession(replace(session_config, language=language or config.language))
 
     return open_session
 

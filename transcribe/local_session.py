@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,6 +41,7 @@ class LocalSessionConfig:
     early_final: bool = True  # decode a turn once post_roll_ms of silence fixes its audio
     max_batch_samples: int = 16_000  # audio taken from the input queue per VAD step
     events_queue_size: int = 64
+    language: str | None = None  # the call's language (Whisper's code); None: the engine's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +199,11 @@ class LocalSession(QueuedSession):
     ) -> _Job:
         """Hand a clip to the scheduler (caller holds `_changed`); latest partial wins there."""
         audio = self._ring.slice(start, end)
+        options: dict[str, Any] = {"language": self.config.language} if self.config.language else {}
         if words is None:
-            future = self._scheduler.submit(self._id, kind, audio)
+            future = self._scheduler.submit(self._id, kind, audio, **options)
         else:  # word timestamps cost an alignment pass: asked for only next to a cut in speech
-            future = self._scheduler.submit(self._id, kind, audio, words=True)
+            future = self._scheduler.submit(self._id, kind, audio, words=True, **options)
         job = _Job(kind, start, end, future, *(words or (None, None)))
         self._jobs.append(job)
         self._pending_finals += kind == "final"

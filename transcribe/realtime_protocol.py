@@ -25,6 +25,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 @dataclass(frozen=True, slots=True)
 class SessionUpdate:
     model: str
+    # The call's language (Whisper/ISO 639-1 code), sent only when known: vLLM 0.33 ignores fields
+    # it does not know; `transcribe serve` and servers with language control (the additive
+    # session.update.language of reference/vllm-realtime-protocol.md) decode in it.
+    language: str | None = None
     type: Literal["session.update"] = "session.update"
 
 
@@ -129,6 +133,11 @@ def encode(event: ClientEvent | ServerEvent) -> str:
                     "completion_tokens_details": None,
                 }
             return json.dumps(body)
+        case SessionUpdate(model=model, language=language):
+            body = {"type": event.type, "model": model}
+            if language:
+                body["language"] = language
+            return json.dumps(body)
         case _:
             body = {"type": event.type}
             body.update({k: getattr(event, k) for k in event.__dataclass_fields__ if k != "type"})
@@ -188,9 +197,11 @@ class ParsedAppend:
 
 @dataclass(frozen=True, slots=True)
 class ParsedUpdate:
-    """A session.update; `model` None when the field was missing or null."""
+    """A session.update; `model` None when the field was missing or null; `language` when given
+    as a string (anything else there is ignored, as vLLM ignores fields it does not know)."""
 
     model: str | None
+    language: str | None = None
     type: Literal["session.update"] = "session.update"
 
 
@@ -224,8 +235,10 @@ def parse_client_event(
     try:
         match data.get("type"):
             case "session.update":
-                model = data.get("model")
-                return ParsedUpdate(None if model is None else str(model))
+                model, language = data.get("model"), data.get("language")
+                return ParsedUpdate(
+                    None if model is None else str(model), language if isinstance(language, str) else None
+                )
             case "input_audio_buffer.append":
                 return _decode_audio(InputAudioBufferAppend(**data).audio, max_audio_samples)
             case "input_audio_buffer.commit":

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from transcribe.agreement import LocalAgreement
+from transcribe.language import normalise_language
 from transcribe.realtime_protocol import (
     MISSING_MODEL,
     Commit,
@@ -130,6 +131,7 @@ class _Connection:
         self.ws = ws
         self.audio: asyncio.Queue[np.ndarray | None] = asyncio.Queue(server.config.max_queued_chunks)
         self.model_validated = False
+        self.language: str | None = None  # from session.update; None: the engine's configured one
         self.generation: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -160,12 +162,14 @@ class _Connection:
                 await self.send(event)
             case ParsedUpdate(model=None):
                 await self.send(MISSING_MODEL)
-            case ParsedUpdate(model=model):
+            case ParsedUpdate(model=model, language=language):
                 # vLLM: an empty name skips validation; no reply on success.
                 if model and model != config.model_name:
                     await self.send(model_not_found(model))
                 else:
                     self.model_validated = True
+                    if language is not None:  # an unknown code keeps the one in use, as a field ignored
+                        self.language = normalise_language(language) or self.language
             case ParsedAppend(pcm16=pcm):
                 await self.audio.put(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0)
             case Commit(final=True):
@@ -244,9 +248,13 @@ class _Connection:
     ) -> str:
         """The window's text; with bounds, only the words whose middle lies in [skip_s, until_s)."""
         samples = np.concatenate(window) if window else np.zeros(0, dtype=np.float32)
+        options = {"language": self.language} if self.language else {}
         if not skip_s and until_s is None:
-            return (await asyncio.to_thread(self.server.engine.decode, samples)).text
-        result = await asyncio.to_thread(functools.partial(self.server.engine.decode, samples, words=True))
+            return (
+                await asyncio.to_thread(functools.partial(self.server.engine.decode, samples, **options))
+            ).text
+        decode = functools.partial(self.server.engine.decode, samples, words=True, **options)
+        result = await asyncio.to_thread(decode)
         return result.keep_words(skip_s or None, until_s).text
 
 

@@ -38,6 +38,7 @@ from transcribe.realtime_protocol import (
     ErrorEvent,
     ServerEvent,
     SessionCreated,
+    SessionUpdate,
     TranscriptionDelta,
     TranscriptionDone,
 )
@@ -76,6 +77,10 @@ class VllmSessionConfig:
     idle_close_s: float = 20.0  # no audio this long: an open turn is finalised, the connection closed
     stall_timeout_s: float = 30.0  # audio sent and no server event for this long: reconnect
     events_queue_size: int = 64
+    # The call's language: sent on each new connection in a second session.update (with the served
+    # model's name) when set; vLLM 0.33 ignores the field, `transcribe serve` decodes in it.
+    model: str = ""
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_held_ms < 2 * self.max_turn_ms:
@@ -207,6 +212,8 @@ class VllmSession(QueuedSession):
                     self._conn = await self.config.connect()
                     metrics.REALTIME_CONNECTIONS_OPEN.inc()
                     self._health.connected()
+                    if self.config.language:
+                        await self._conn.send(SessionUpdate(self.config.model, self.config.language))
                 await self._utterance(self._conn, turn)
                 return
             except SpeechError as exc:

@@ -1,4 +1,4 @@
-"""Whisper tiny.en through CTranslate2, decoding short turns in a 10 s window.
+"""Whisper (tiny.en by default) through CTranslate2, decoding short turns in a 10 s window.
 
 faster-whisper pads every decode to 30 s, which costs ~0.5 s however short the audio. Calling the
 CTranslate2 model's generate() on log-mel features padded to 10 s keeps accuracy (WER 7.8 % on
@@ -14,6 +14,7 @@ turn's text). Guards drop or trim what the audio does not support (Guards below)
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 import threading
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16_000
 WINDOW_SECONDS = 10
@@ -69,6 +72,14 @@ class WhisperConfig:
     max_batch_size: int = 8  # decode requests of different sessions run together in one call
     encode_batch_size: int = 4  # windows per encoder call inside a batch
     guards: Guards = Guards()
+    # Language of a clip decoded without one (Whisper's code). A multilingual model is told it in
+    # its prompt; an English-only (.en) model accepts only "en" here (EnglishOnlyModel at start-up),
+    # and a clip asked in another language (a call's metadata) is decoded as English, warned once.
+    language: str = "en"
+
+
+class EnglishOnlyModel(ValueError):
+    """A non-English default language for an English-only model: a setting that cannot work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +186,44 @@ class WhisperEngine:
             num_workers=self.config.num_workers,
             local_files_only=True,
         )
-        multilingual = self._model.model.is_multilingual
-        # A multilingual model (an operator's model_path, Whisper base) is told to transcribe English:
-        # passing "en" as the task, as before, failed at start-up. tiny.en is English only.
-        self._tokenizer = Tokenizer(
-            self._model.hf_tokenizer,
-            multilingual,
-            task="transcribe",
-            language="en" if multilingual else None,
-        )
+        self.multilingual = bool(self._model.model.is_multilingual)
+        if not self.multilingual and self.config.language != "en":
+            raise EnglishOnlyModel(
+                f"the speech model {path} is English-only: CALLSCOPE_TRANSCRIBE_LANGUAGE must be 'en' "
+                f"(got {self.config.language!r}); set CALLSCOPE_TRANSCRIBE_MODEL_PATH to a multilingual model"
+            )
+        self._make_tokenizer = functools.partial(Tokenizer, self._model.hf_tokenizer, self.multilingual)
+        self._tokenizers: dict[str, Any] = {}
+        self._warned_languages: set[str] = set()
+        self._lock = threading.Lock()  # the tokenizer's lazy properties are not thread-safe
+        # A multilingual model (Whisper base) is told the clip's language and to transcribe (passing
+        # the language as the task failed at start-up once). tiny.en has no language token.
+        self._tokenizer = self._tokenizer_for(self.config.language)
         # Timestamps mode: no <|notimestamps|>, no previous text (each turn decodes on its own).
         self._prompt = list(self._tokenizer.sot_sequence)
         self._eot = self._tokenizer.eot
         self._timestamp_begin = self._tokenizer.timestamp_begin
-        self._lock = threading.Lock()  # the tokenizer's lazy properties are not thread-safe
+
+    def _tokenizer_for(self, language: str | None) -> Any:
+        """The tokenizer (and so the prompt) for a clip in `language` (None: the configured one)."""
+        language = language or self.config.language
+        if not self.multilingual:
+            if language != "en" and language not in self._warned_languages:
+                self._warned_languages.add(language)
+                log.warning(
+                    "call language not supported by this English-only model: decoded as English",
+                    extra={"language": language},
+                )
+            language = "en"
+        with self._lock:
+            tokenizer = self._tokenizers.get(language)
+            if tokenizer is None:
+                tokenizer = self._make_tokenizer(
+                    task="transcribe", language=language if self.multilingual else None
+                )
+                tokenizer.sot_sequence  # noqa: B018 - resolved here, under the lock (lazy, not thread-safe)
+                self._tokenizers[language] = tokenizer
+        return tokenizer
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel features of float32 16 kHz audio, zero-padded to the 10 s window."""
@@ -199,17 +234,23 @@ class WhisperEngine:
         mel = self._model.feature_extractor(window)
         return np.ascontiguousarray(mel[:, :WINDOW_FRAMES][np.newaxis])
 
-    def decode(self, samples: np.ndarray, *, words: bool = False) -> Transcription:
+    def decode(
+        self, samples: np.ndarray, *, words: bool = False, language: str | None = None
+    ) -> Transcription:
         """Transcribe up to 10 s of float32 16 kHz audio in [-1, 1]. Blocking: call from a thread."""
-        return self.decode_batch([samples], words=[words])[0]
+        return self.decode_batch([samples], words=[words], languages=[language])[0]
 
     def decode_batch(
-        self, batch: Sequence[np.ndarray], words: Sequence[bool] | None = None
+        self,
+        batch: Sequence[np.ndarray],
+        words: Sequence[bool] | None = None,
+        languages: Sequence[str | None] | None = None,
     ) -> list[Transcription]:
         """Decode several clips in one encoder and one generate() call; same text as one by one.
 
         Greedy decoding is per item, so one shared max_length plus cutting each item back to its
-        own token budget gives what decode() would give that item alone.
+        own token budget gives what decode() would give that item alone. `languages`: each clip's
+        language (None: the configured one), told to a multilingual model in its prompt.
         """
         import ctranslate2
 
@@ -218,13 +259,15 @@ class WhisperEngine:
         if not live:
             return out
         budgets = [self._token_budget(len(batch[i])) for i in live]
+        tokenizers = [self._tokenizer_for(languages[i] if languages else None) for i in live]
+        prompts = [list(t.sot_sequence) for t in tokenizers]  # same length for every language
         encoded = self._encode([batch[i] for i in live])  # kept alive: a StorageView may borrow it
         results = self._model.model.generate(
             ctranslate2.StorageView.from_array(encoded) if isinstance(encoded, np.ndarray) else encoded,
-            [self._prompt] * len(live),
+            prompts,
             beam_size=1,
             no_repeat_ngram_size=3,
-            max_length=len(self._prompt) + max(budgets),
+            max_length=len(prompts[0]) + max(budgets),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -235,26 +278,29 @@ class WhisperEngine:
         wanted = [(k, i) for k, i in enumerate(live) if words and words[i] and out[i].text]
         if wanted:
             rows = np.asarray(encoded)[[k for k, _ in wanted]]
-            aligned = self._align(np.ascontiguousarray(rows), [(out[i], len(batch[i])) for _, i in wanted])
+            items = [(out[i], len(batch[i]), tokenizers[k]) for k, i in wanted]
+            aligned = self._align(np.ascontiguousarray(rows), items)
             for (_, i), found in zip(wanted, aligned, strict=True):
                 t = out[i]
                 out[i] = Transcription(t.text, t.confidence, t.segments, t.no_speech_prob, t.dropped, found)
         return out
 
-    def _align(self, encoded: np.ndarray, items: list[tuple[Transcription, int]]) -> list[tuple[Word, ...]]:
+    def _align(
+        self, encoded: np.ndarray, items: list[tuple[Transcription, int, Any]]
+    ) -> list[tuple[Word, ...]]:
         """Word timestamps of each item's (guarded) text, by the model's cross-attention alignment."""
         import ctranslate2
 
         with self._lock:
             tokens = [
-                [t for t in self._tokenizer.encode(" " + item.text) if t < self._eot] for item, _ in items
+                [t for t in self._tokenizer.encode(" " + item.text) if t < self._eot] for item, _, _ in items
             ]
         out = []
-        for k, ((_, num_samples), text_tokens) in enumerate(zip(items, tokens, strict=True)):
+        for k, ((_, num_samples, tokenizer), text_tokens) in enumerate(zip(items, tokens, strict=True)):
             view = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[k : k + 1]))
             num_frames = min(WINDOW_FRAMES, -(-num_samples // HOP_SAMPLES))
             with self._lock:
-                found = self._model.find_alignment(self._tokenizer, [text_tokens], view, num_frames)[0]
+                found = self._model.find_alignment(tokenizer, [text_tokens], view, num_frames)[0]
             out.append(tuple(Word(float(w["start"]), float(w["end"]), w["word"]) for w in found))
         return out
 

@@ -30,6 +30,7 @@ from transcribe.config import TranscribeConfig
 from transcribe.engines import session_factory_for
 from transcribe.events import LegError, TranscriptCallEnded, TranscriptCallStarted, TranscriptEvent
 from transcribe.intake import Consumer, PartitionIntake, RebalanceListener
+from transcribe.language import call_language
 from transcribe.leg import LegStream
 from transcribe.registry import CallLegs
 from transcribe.resume import Covered, ResumePoints, read_covered
@@ -147,6 +148,7 @@ class TranscribeWorker:
                     log.info("duplicate call.started ignored", extra={"call_id": event.call_id})
                     return
                 state.opened_at = state.last_audio_at = time.monotonic()
+                state.language = call_language(event.metadata, self._config.language)
                 self._intake.watermark.call_started(record.partition, event.call_id, record.offset)
                 await self._emit(TranscriptCallStarted(**event.model_dump(exclude={"type", "v"})))
             case CallEnded():
@@ -226,7 +228,9 @@ class TranscribeWorker:
             log.warning("frame not transcribed", extra={"call_id": call_id, "code": exc.code})
 
     def _new_leg(self, frame: AudioFrame) -> LegStream:
-        session = self._open_session(call_id=frame.call_id, leg=frame.leg)
+        state = self._calls.get(frame.call_id)
+        language = state.language if state is not None else None
+        session = self._open_session(call_id=frame.call_id, leg=frame.leg, language=language)
         gap = self._config.max_gap_fill_ms * 16
         return LegStream.from_frame(frame, session=session, emit=self._emit, max_gap_samples=gap)
 

@@ -78,8 +78,10 @@ class FakeSessionFactory:
     def __init__(self, turn_ms: int = 1_000) -> None:
         self.turn_ms = turn_ms
         self.sessions: dict[tuple[str, Leg], list[FakeSession]] = {}
+        self.languages: dict[tuple[str, Leg], str | None] = {}
 
-    def __call__(self, *, call_id: str, leg: Leg) -> FakeSession:
+    def __call__(self, *, call_id: str, leg: Leg, language: str | None = None) -> FakeSession:
+        self.languages[(call_id, leg)] = language
         session = FakeSession(self.turn_ms)
         self.sessions.setdefault((call_id, leg), []).append(session)
         return session

@@ -156,3 +156,45 @@ def test_word_timestamps_split_a_cut_inside_speech_without_losing_or_doubling_a_
     print(f"\nwhole : {reference}\njoined: {joined}\nnaive : {naive}")
     assert jiwer.wer(reference, joined) <= 0.05
     assert len(joined.split()) == len(reference.split())
+
+
+# -- the call's language ---------------------------------------------------------------------------
+
+
+def test_an_english_only_model_decodes_another_language_as_english_warning_once(whisper_engine, caplog):
+    (utt,) = [u for u in librivox_utterances()[1:2]]
+    x = utt.samples.astype(np.float32) / 32768.0
+    english = whisper_engine.decode(x).text
+    with caplog.at_level("WARNING", logger="transcribe.whisper_engine"):
+        asked = [whisper_engine.decode(x, language="es").text for _ in range(2)]
+    assert asked == [english, english] and english
+    assert len([r for r in caplog.records if "English-only" in r.getMessage()]) == 1
+
+
+SPOKEN = {  # espeak-ng voice: (text, its words; a synthetic voice: one may come out wrong)
+    "es": ("Hola, quiero cancelar mi cuenta, por favor.", {"hola", "quiero", "cancelar", "cuenta", "favor"}),
+    "de": ("Guten Tag, ich möchte meinen Vertrag kündigen.", {"guten", "tag", "ich", "möchte", "kündigen"}),
+}
+
+
+@pytest.fixture(scope="module")
+def base_engine():
+    from transcribe.models import whisper_base_path
+    from transcribe.whisper_engine import WhisperConfig, WhisperEngine
+
+    return WhisperEngine(WhisperConfig(model_path=whisper_base_path()))  # callscope[multilingual]
+
+
+def test_a_multilingual_model_decodes_each_clip_in_its_own_language(base_engine):
+    from tests.calls import speak
+
+    clips = {lang: speak(text, R, lang).astype(np.float32) / 32768.0 for lang, (text, _) in SPOKEN.items()}
+    # Spanish and German in one batch, each told its language; the same Spanish clip told English.
+    es, de, es_as_en = base_engine.decode_batch(
+        [clips["es"], clips["de"], clips["es"]], languages=["es", "de", "en"]
+    )
+    for lang, got in (("es", es), ("de", de)):
+        words = set(jiwer.RemovePunctuation()(got.text.lower()).split())
+        assert len(SPOKEN[lang][1] & words) >= 4, (lang, got.text)
+    translated = set(jiwer.RemovePunctuation()(es_as_en.text.lower()).split())
+    assert not {"hola", "quiero", "cancelar", "cuenta"} & translated, es_as_en.text
