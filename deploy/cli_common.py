@@ -95,7 +95,11 @@ def logging_options() -> argparse.ArgumentParser:
     return parent
 
 
-def configure_logging_from(args: argparse.Namespace, environ: dict[str, str], default_level: str) -> None:
+def configure_logging_from(
+    args: argparse.Namespace, environ: dict[str, str], default_level: str, *, stage: str | None = None
+) -> None:
+    """The logging set-up of every command: format and level from the options, else the environment;
+    each line names `stage` (default: the command, e.g. transcribe)."""
     from pipeline.logs import configure_logging
 
     fmt = (
@@ -106,7 +110,8 @@ def configure_logging_from(args: argparse.Namespace, environ: dict[str, str], de
     level = (args.log_level or environ.get("CALLSCOPE_LOG_LEVEL") or default_level).upper()
     if not isinstance(logging.getLevelName(level), int):
         raise UsageError(f"unknown log level {level!r}")
-    configure_logging(fmt, level)  # type: ignore[arg-type]
+    stage = stage or getattr(args, "command", None) or "callscope"
+    configure_logging(fmt, level, stage=stage)  # type: ignore[arg-type]
 
 
 def shared_settings() -> StageSettings:

@@ -20,6 +20,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
+from pipeline.logs import log_context
 from pipeline.stage import Flushable, flush_then_commit
 from transcribe import metrics
 from transcribe.watermark import CommitWatermark
@@ -147,7 +148,8 @@ class PartitionIntake:
 
     async def _handle_next(self, tp: TopicPartition, backlog: _Backlog) -> None:
         record = backlog.records.popleft()
-        await self._handle(record)
+        with log_context(call_id=record.key):  # audio records are keyed by call id
+            await self._handle(record)
         self.watermark.consumed(tp.partition, record.offset)
         backlog.handled_ts = record.timestamp
         metrics.PARTITION_BACKLOG_SECONDS.labels(str(tp.partition)).set(backlog.backlog_s())

@@ -201,8 +201,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     config = parse_args(argv, dict(os.environ))
     configure_logging(
-        os.environ.get("CALLSCOPE_LOG_FORMAT", "json"), os.environ.get("CALLSCOPE_LOG_LEVEL", "INFO")
-    )  # type: ignore[arg-type]
+        os.environ.get("CALLSCOPE_LOG_FORMAT", "json"),  # type: ignore[arg-type]
+        os.environ.get("CALLSCOPE_LOG_LEVEL", "INFO"),
+        stage="sagemaker-bridge",
+    )
     try:
         asyncio.run(
             run_until_signalled(
