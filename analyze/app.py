@@ -37,7 +37,8 @@ from analyze.hotreload import RuleReloader
 from analyze.state_table import CallStateTable
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
-from transcribe.events import parse_transcript_event
+from pipeline.logs import set_log_context
+from transcribe.events import FinalSegment, TranscriptCallEnded, parse_transcript_event
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def build_app(
         async for event in stream.events():
             message = event.message
             raw: bytes | None = message.value
+            set_log_context(call_id=message.key)  # transcript records are keyed by call id
             try:
                 parsed = parse_transcript_event(raw)
             except InvalidEvent as exc:
@@ -102,6 +104,7 @@ def build_app(
                 await _dead_letter(deadletters, message, reason=exc.reason, detail=exc.detail)
                 continue
             metrics.TRANSCRIPT_RECORDS.labels(type=parsed.type).inc()
+            set_log_context(call_id=parsed.call_id, leg=getattr(parsed, "leg", None))
             if states is not None:
                 states.load(parsed, message.partition)
             if policy.has_ended(parsed.call_id):
@@ -123,9 +126,17 @@ def build_app(
                 )
                 await _dead_letter(deadletters, message, reason="analysis_failed", detail=type(exc).__name__)
                 continue
+            # A final re-sent after a takeover (its id seen already) is analysed again, not a latency.
+            first = not isinstance(parsed, FinalSegment) or metrics.SEEN_FINALS.first(
+                parsed.call_id, parsed.segment_id
+            )
+            if not first:
+                metrics.SEGMENTS_RESENT.labels("final").inc()
+            elif isinstance(parsed, TranscriptCallEnded):
+                metrics.SEEN_FINALS.forget(parsed.call_id)
             for assist_event in produced:
                 await assist.send(key=assist_event.call_id.encode(), value=assist_event.to_bytes())
-                _observe(assist_event)
+                _observe(assist_event, latency=first)
             if states is not None:
                 states.save(parsed, produced, message.partition)
             metrics.ACTIVE_CALLS.set(policy.active_calls)
@@ -151,7 +162,7 @@ async def _dead_letter(
     await DeadLetterSink(send, stage=STAGE).reject(message, reason, detail)
 
 
-def _observe(event: AssistEvent) -> None:
+def _observe(event: AssistEvent, *, latency: bool = True) -> None:
     match event:
         case Sentiment():
             final = event.final
@@ -165,5 +176,7 @@ def _observe(event: AssistEvent) -> None:
             return  # a checklist update, not the answer to one segment: no latency to observe
     latency_s = max(0.0, event.emitted_at - event.segment_emitted_at)
     metrics.ASSIST_EVENTS.labels(type=event.type, final=str(final).lower()).inc()
+    if not latency:
+        return
     histogram = metrics.FINAL_TO_ASSIST_LATENCY if final else metrics.PARTIAL_TO_ASSIST_LATENCY
     histogram.labels(type=event.type).observe(latency_s)
