@@ -23,6 +23,7 @@ from ingest.events import AudioFrame, CallEnded, CallStarted, Leg, parse_audio_r
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
 from pipeline.kafka import make_producer, start_client, watch_broker
+from pipeline.logs import log_context
 from pipeline.stage import metrics_server
 from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
@@ -139,7 +140,8 @@ class TranscribeWorker:
                 if self._resume and self._resume.skip(event):
                     metrics.FRAMES_DROPPED.labels("already_final").inc()  # its finals are out
                     return
-                await self._feed(event, received_at)
+                with log_context(leg=event.leg):  # the leg's tasks, started in there, keep it
+                    await self._feed(event, received_at)
             case CallStarted():
                 if self._calls.get(event.call_id) is None:
                     await self._room_for_a_call(record.partition)
