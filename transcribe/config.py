@@ -56,6 +56,9 @@ class TranscribeConfig(StageSettings):
 
     # Engine (embedded CPU default)
     model_path: str | None = None  # a CTranslate2 Whisper folder, or "base" (callscope[multilingual])
+    # Two-pass: finals decoded by this model (a folder, or "base"), partials by model_path's. Unset:
+    # one model for both.
+    final_model_path: str | None = None
     cpu_threads: int = Field(1, ge=1, le=64)
     decode_workers: int = Field(1, ge=1, le=64)
     # A call's language comes from its call.started metadata (transcribe/language.py); this is the

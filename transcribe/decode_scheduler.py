@@ -48,6 +48,7 @@ class _Payload:
     loop: asyncio.AbstractEventLoop
     words: bool = False  # word timestamps wanted (a turn cut inside speech)
     language: str | None = None  # the call's language; None: the engine's configured one
+    final_pass: bool = False  # decoded by the final engine (two-pass: a larger model for finals)
 
 
 @dataclass(slots=True)
@@ -61,8 +62,18 @@ class SchedulerStats:
 class DecodeScheduler:
     """Batches decode requests of many sessions onto `workers` threads; use from any event loop."""
 
-    def __init__(self, engine: WhisperEngine, *, max_batch: int | None = None, workers: int | None = None):
+    def __init__(
+        self,
+        engine: WhisperEngine,
+        *,
+        max_batch: int | None = None,
+        workers: int | None = None,
+        final_engine: WhisperEngine | None = None,
+    ):
+        """`final_engine`: two-pass decoding, finals (and a turn's early decode, which becomes its
+        final) on this larger model, partials on `engine`; None: everything on `engine`."""
         self._engine = engine
+        self._final_engine = final_engine
         self.max_batch = max(1, max_batch or engine.config.max_batch_size)
         self.workers = max(1, workers or engine.config.num_workers)
         self._queue: DecodeQueue[_Payload] = DecodeQueue()
@@ -82,6 +93,7 @@ class DecodeScheduler:
         *,
         words: bool = False,
         language: str | None = None,
+        final_pass: bool | None = None,
     ) -> asyncio.Future[Transcription | None]:
         """Queue a clip from the loop that awaits it; the future gets the text, or None if a newer partial
         of the session replaced it, or the decode error."""
@@ -92,7 +104,18 @@ class DecodeScheduler:
                 raise RuntimeError("decode scheduler closed")
             self._start_workers()
             superseded = self._queue.submit(
-                DecodeRequest(session, kind, _Payload(audio, future, loop, words, language))
+                DecodeRequest(
+                    session,
+                    kind,
+                    _Payload(
+                        audio,
+                        future,
+                        loop,
+                        words,
+                        language,
+                        kind == "final" if final_pass is None else final_pass,
+                    ),
+                )
             )
             self.stats.superseded += len(superseded)
             self._cond.notify()
@@ -144,13 +167,7 @@ class DecodeScheduler:
                 self.stats.decoded += len(batch)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             try:
-                audio = [r.payload.audio for r in batch]
-                words = [r.payload.words for r in batch]
-                languages = [r.payload.language for r in batch]
-                options: dict[str, Any] = {"words": words} if any(words) else {}
-                if any(languages):  # clips of several languages decode together, each told its own
-                    options["languages"] = languages
-                results: list[Transcription] | BaseException = self._engine.decode_batch(audio, **options)
+                results: list[Transcription] | BaseException = self._decode(batch)
             except Exception as exc:  # every request of the batch gets the error
                 log.exception("batched decode failed", extra={"batch_size": len(batch)})
                 results = exc
@@ -161,6 +178,27 @@ class DecodeScheduler:
                 outcome = results if isinstance(results, BaseException) else results[i]
                 with contextlib.suppress(RuntimeError):  # that session's loop has closed
                     request.payload.loop.call_soon_threadsafe(_resolve, request.payload.future, outcome)
+
+    def _decode(self, batch: list[DecodeRequest[_Payload]]) -> list[Transcription]:
+        """One decode_batch per engine the batch needs (two-pass: finals on the final engine)."""
+        groups: dict[int, list[int]] = {}
+        for i, request in enumerate(batch):
+            groups.setdefault(int(bool(self._final_engine and request.payload.final_pass)), []).append(i)
+        out: list[Transcription | None] = [None] * len(batch)
+        for final, items in sorted(groups.items(), reverse=True):  # finals first: they are waited on
+            engine = self._final_engine if final else self._engine
+            assert engine is not None
+            words = [batch[i].payload.words for i in items]
+            languages = [batch[i].payload.language for i in items]
+            options: dict[str, Any] = {"words": words} if any(words) else {}
+            if any(languages):  # clips of several languages decode together, each told its own
+                options["languages"] = languages
+            for i, result in zip(
+                items, engine.decode_batch([batch[i].payload.audio for i in items], **options), strict=True
+            ):
+                out[i] = result
+        assert all(r is not None for r in out)
+        return out  # type: ignore[return-value]
 
 
 def _resolve(future: asyncio.Future[Transcription | None], outcome: Transcription | BaseException) -> None:
@@ -173,6 +211,6 @@ def _resolve(future: asyncio.Future[Transcription | None], outcome: Transcriptio
 
 
 @functools.cache
-def shared_scheduler(engine: WhisperEngine) -> DecodeScheduler:
-    """The process-wide scheduler of an engine; its threads start with the first request."""
-    return DecodeScheduler(engine)
+def shared_scheduler(engine: WhisperEngine, final_engine: WhisperEngine | None = None) -> DecodeScheduler:
+    """The process-wide scheduler of an engine (and a final engine); threads start with the first request."""
+    return DecodeScheduler(engine, final_engine=final_engine)

@@ -23,6 +23,7 @@ def local_session_factory(config: TranscribeConfig) -> SessionFactory:
     configured default). An English-only model with a non-English default is refused here, at
     start-up; a call in another language on it is decoded as English (the engine warns once).
     """
+    from transcribe.decode_scheduler import shared_scheduler
     from transcribe.local_session import LocalSession
     from transcribe.models import ModelMissing, resolve_model
     from transcribe.whisper_engine import EnglishOnlyModel, shared_engine
@@ -30,12 +31,18 @@ def local_session_factory(config: TranscribeConfig) -> SessionFactory:
     try:
         whisper = config.whisper()  # model_path: a folder, or a model that ships in a package ("base")
         engine = shared_engine(replace(whisper, model_path=resolve_model(whisper.model_path)))
+        final_engine = None
+        if config.final_model_path:  # two-pass: finals on a larger model, partials on `engine`
+            final = replace(whisper, model_path=resolve_model(config.final_model_path))
+            final_engine = shared_engine(final)
     except (EnglishOnlyModel, ModelMissing) as exc:
         raise SettingsError(str(exc)) from None
-    session_config = config.local_session()
+    scheduler = shared_scheduler(engine, final_engine)
+    session_config = replace(config.local_session(), two_pass=final_engine is not None)
 
     def open_session(*, call_id: str, leg: Leg, language: str | None = None) -> LocalSession:
-        return LocalSession(engine, replace(session_config, language=language or config.language))
+        config_ = replace(session_config, language=language or config.language)
+        return LocalSession(engine, config_, scheduler=scheduler)
 
     return open_session
 

@@ -42,6 +42,9 @@ class LocalSessionConfig:
     max_batch_samples: int = 16_000  # audio taken from the input queue per VAD step
     events_queue_size: int = 64
     language: str | None = None  # the call's language (Whisper's code); None: the engine's default
+    # Two-pass (the scheduler has a final engine): a turn's early decode, which becomes its final,
+    # goes to the final engine too; other partials stay on the fast one.
+    two_pass: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +189,7 @@ class LocalSession(QueuedSession):
             return
         self._last_partial_at = position
         async with self._changed:
-            job = self._submit("partial", *(early or (start, position)))
+            job = self._submit("partial", *(early or (start, position)), final_pass=bool(early))
             self._early_job = job if early else None
 
     def _submit(
@@ -196,10 +199,13 @@ class LocalSession(QueuedSession):
         end: int,
         *,
         words: tuple[int | None, int | None] | None = None,
+        final_pass: bool = False,
     ) -> _Job:
         """Hand a clip to the scheduler (caller holds `_changed`); latest partial wins there."""
         audio = self._ring.slice(start, end)
         options: dict[str, Any] = {"language": self.config.language} if self.config.language else {}
+        if self.config.two_pass and final_pass:
+            options["final_pass"] = True
         if words is None:
             future = self._scheduler.submit(self._id, kind, audio, **options)
         else:  # word timestamps cost an alignment pass: asked for only next to a cut in speech

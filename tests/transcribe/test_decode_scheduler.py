@@ -117,3 +117,44 @@ async def test_concurrent_sessions_through_the_scheduler_get_their_own_text(whis
         assert scheduler.stats.largest_batch > 1
     finally:
         scheduler.close()
+
+
+class NamedEngine:
+    """Fake engine that says which model decoded each clip."""
+
+    def __init__(self, name: str) -> None:
+        self.config = WhisperConfig()
+        self.name = name
+        self.batches: list[list[float]] = []
+
+    def decode_batch(self, batch: list[np.ndarray]) -> list[Transcription]:
+        self.batches.append([float(a[0]) for a in batch])
+        return [Transcription(f"{self.name} {a[0]:g}", 0.9) for a in batch]
+
+
+async def test_two_pass_finals_and_a_turns_early_decode_go_to_the_final_engine_partials_stay():
+    fast, large = NamedEngine("tiny"), NamedEngine("base")
+    scheduler = DecodeScheduler(fast, workers=1, final_engine=large)  # type: ignore[arg-type]
+    try:
+        partial = scheduler.submit("s0", "partial", _clip(0))
+        final = scheduler.submit("s1", "final", _clip(1))
+        early = scheduler.submit("s2", "partial", _clip(2), final_pass=True)
+        got = [(await f).text for f in (partial, final, early)]  # type: ignore[union-attr]
+    finally:
+        scheduler.close()
+    assert got == ["tiny 0", "base 1", "base 2"]
+    assert sorted(x for b in large.batches for x in b) == [1.0, 2.0]
+    assert [x for b in fast.batches for x in b] == [0.0]
+
+
+async def test_without_a_final_engine_everything_decodes_on_the_one_engine():
+    fast = NamedEngine("tiny")
+    scheduler = DecodeScheduler(fast, workers=1)  # type: ignore[arg-type]
+    try:
+        got = [
+            (await scheduler.submit(f"s{i}", kind, _clip(i), final_pass=True)).text  # type: ignore[union-attr]
+            for i, kind in enumerate(("partial", "final"))
+        ]
+    finally:
+        scheduler.close()
+    assert got == ["tiny 0", "tiny 1"]
