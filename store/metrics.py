@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from prometheus_client import Counter, Histogram
 
-from pipeline.metrics import LATENCY_BUCKETS_S
+from pipeline.metrics import LATENCY_BUCKETS_S, SeenSegments
+from store.rows import CallEndRow, CallStartRow, LegErrorRow, Row, SegmentRow
 
 RECORDS = Counter(
     "callscope_store_records_total",
@@ -34,3 +37,42 @@ COMMIT_FAILURES = Counter(
     "callscope_store_commit_failures_total",
     "Offset commits that failed after the rows were written (the batch is re-read; writes are idempotent).",
 )
+SEGMENTS_RESENT = Counter(
+    "callscope_store_segments_resent_total",
+    "Final segments written again under an id this worker already stored for the call (a transcriber"
+    " that took the call over re-sends them): upserted, not observed as final -> row latency.",
+)
+RECORDS_AFTER_CALL_END = Counter(
+    "callscope_store_records_after_call_end_total",
+    "Transcript records (segments, leg errors) of a call whose call.ended this worker already read:"
+    " stored all the same (upserts), counted here.",
+)
+
+
+class EndedCalls:
+    """The calls whose call.ended this worker read (the newest `remembered` of them)."""
+
+    def __init__(self, remembered: int = 10_000) -> None:
+        self._remembered = remembered
+        self._ended: OrderedDict[str, None] = OrderedDict()
+
+    def after_end(self, row: Row) -> bool:
+        """Note a call.ended row; True for a segment or leg error of a call already ended."""
+        if isinstance(row, CallEndRow):
+            self._ended[row.call_id] = None
+            self._ended.move_to_end(row.call_id)
+            while len(self._ended) > self._remembered:
+                self._ended.popitem(last=False)
+            return False
+        if isinstance(row, CallStartRow):  # the same id started again: a new call
+            self._ended.pop(row.call_id, None)
+            return False
+        return isinstance(row, SegmentRow | LegErrorRow) and row.call_id in self._ended
+
+
+ENDED_CALLS = EndedCalls()
+# Final segment ids stored, per call, for the most recently written calls: kept past a call's end
+# (a re-send after it is no first write either), forgotten by the bounds (a re-send comes within
+# minutes of the original). A store restarted re-reads from its last commit with an empty memory:
+# those few seconds of re-written finals are observed again.
+SEEN_FINALS = SeenSegments(per_call=512, calls=1_000)

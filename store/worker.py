@@ -26,6 +26,7 @@ from pipeline import kafka
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetter, DeadLetterSink, dead_letter_for
 from pipeline.kafka import make_producer, start_client, watch_broker
+from pipeline.logs import log_context
 from pipeline.retry import RetryPolicy
 from pipeline.stage import flush_then_commit, metrics_server
 from store import metrics
@@ -126,12 +127,15 @@ class SinkWorker:
         return True
 
     async def _accept(self, record: ConsumerRecord[bytes, bytes]) -> Row | None:
-        try:
-            row = row_of(self._parsers[record.topic](record.value))
-        except InvalidEvent as exc:
-            await self._dead_letter(record, exc.reason, exc.detail)
-            return None
+        with log_context(call_id=record.key):  # records are keyed by call id
+            try:
+                row = row_of(self._parsers[record.topic](record.value))
+            except InvalidEvent as exc:
+                await self._dead_letter(record, exc.reason, exc.detail)
+                return None
         metrics.RECORDS.labels(record.topic, "ignored" if row is None else "accepted").inc()
+        if row is not None and metrics.ENDED_CALLS.after_end(row):
+            metrics.RECORDS_AFTER_CALL_END.inc()  # stored all the same
         return row
 
     async def _write_all(self, accepted: list[tuple[ConsumerRecord[bytes, bytes], Row]]) -> bool:
@@ -202,8 +206,11 @@ class SinkWorker:
             if rows:
                 metrics.ROWS_WRITTEN.labels(kind).inc(len(rows))
         now = time.time()
-        for segment in batch.segments:
-            metrics.FINAL_TO_ROW_SECONDS.observe(max(0.0, now - segment.emitted_at.timestamp()))
+        for segment in batch.segments:  # first writes only: a re-sent or re-read final is no latency
+            if metrics.SEEN_FINALS.first(segment.call_id, segment.segment_id):
+                metrics.FINAL_TO_ROW_SECONDS.observe(max(0.0, now - segment.emitted_at.timestamp()))
+            else:
+                metrics.SEGMENTS_RESENT.inc()
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
         metrics.RECORDS.labels(record.topic, "deadlettered").inc()

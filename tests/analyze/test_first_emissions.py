@@ -9,9 +9,9 @@ import re
 
 from analyze.config import AnalyzeConfig
 from analyze.events import ComplianceState, Sentiment, parse_assist_event
-from analyze.metrics import SeenSegments
 from deploy.runtime import free_port
 from pipeline.kafka import create_topics
+from pipeline.metrics import SeenSegments
 from pipeline.topics import TOPICS
 from tests.analyze.test_worker import PARTITIONS, _call, _collect_until, _produce, _running_worker, _scrape
 from transcribe.events import FinalSegment, TranscriptCallEnded
