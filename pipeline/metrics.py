@@ -8,7 +8,14 @@ in its `metrics.py`; dead letters are the one metric every stage shares
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import OrderedDict
+from typing import Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+from prometheus_client import Gauge
 
 # From a millisecond (socket -> broker on one box) to a minute (a final behind a long backlog):
 # the latencies this product promises sit between tens of milliseconds and tens of seconds, and
@@ -68,3 +75,58 @@ class SeenSegments:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def consumer_lag_gauge(stage: str) -> Gauge:
+    """`callscope_<stage>_consumer_lag_records{topic, partition}`, for report_consumer_lag."""
+    return Gauge(
+        f"callscope_{stage}_consumer_lag_records",
+        "Records on the broker this consumer has not read yet, per assigned partition: the partition's"
+        " high watermark from the latest fetch response minus the consumer's position (Apache Kafka:"
+        " exact; the embedded Tansu: see README 'Consumer lag').",
+        ["topic", "partition"],
+    )
+
+
+class LagSource(Protocol):
+    """The AIOKafkaConsumer methods report_consumer_lag reads."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+
+async def report_consumer_lag(consumer: LagSource, gauge: Gauge, *, interval_s: float = 1.0) -> None:
+    """Every `interval_s` until cancelled, set_consumer_lag."""
+    reported: set[tuple[str, str]] = set()
+    while True:
+        reported = await set_consumer_lag(consumer, gauge, reported)
+        await asyncio.sleep(interval_s)
+
+
+async def set_consumer_lag(
+    consumer: LagSource, gauge: Gauge, reported: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Set `gauge` to each assigned partition's lag; the partitions `reported` before and no longer
+    assigned lose their series (their new owner reports them). Returns the partitions reported.
+
+    The high watermark comes with each fetch response: a partition this consumer has paused is
+    not fetched, so its lag stays at what the last fetch said until it is resumed."""
+    current: set[tuple[str, str]] = set()
+    for tp in sorted(consumer.assignment()):
+        high = consumer.highwater(tp)
+        if high is None:  # nothing fetched from it yet
+            continue
+        try:
+            position = await consumer.position(tp)
+        except (IllegalStateError, KafkaError):  # revoked meanwhile, or no position yet
+            continue
+        labels = (tp.topic, str(tp.partition))
+        gauge.labels(*labels).set(max(0, high - position))
+        current.add(labels)
+    for labels in reported - current:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels)
+    return current

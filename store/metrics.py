@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from prometheus_client import Counter, Histogram
 
-from pipeline.metrics import LATENCY_BUCKETS_S, SeenSegments
+from pipeline.metrics import LATENCY_BUCKETS_S, SeenSegments, consumer_lag_gauge
 from store.rows import CallEndRow, CallStartRow, LegErrorRow, Row, SegmentRow
 
 RECORDS = Counter(
@@ -37,6 +37,7 @@ COMMIT_FAILURES = Counter(
     "callscope_store_commit_failures_total",
     "Offset commits that failed after the rows were written (the batch is re-read; writes are idempotent).",
 )
+CONSUMER_LAG = consumer_lag_gauge("store")
 SEGMENTS_RESENT = Counter(
     "callscope_store_segments_resent_total",
     "Final segments written again under an id this worker already stored for the call (a transcriber"

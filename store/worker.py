@@ -27,6 +27,7 @@ from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetter, DeadLetterSink, dead_letter_for
 from pipeline.kafka import make_producer, start_client, watch_broker
 from pipeline.logs import log_context
+from pipeline.metrics import report_consumer_lag
 from pipeline.retry import RetryPolicy
 from pipeline.stage import flush_then_commit, metrics_server
 from store import metrics
@@ -310,8 +311,10 @@ async def _serve(config: StoreConfig, stop: asyncio.Event) -> None:
             probe=functools.partial(_select_one, engine),
         )
         watching = asyncio.create_task(watch_broker(consumer.topics, stage=STAGE), name="store-broker")
+        lag = asyncio.create_task(report_consumer_lag(consumer, metrics.CONSUMER_LAG), name="store-lag")
         try:
             await worker.run()
         finally:
             watching.cancel()
+            lag.cancel()
     log.info("store worker stopped")

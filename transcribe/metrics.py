@@ -9,6 +9,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.metrics import LATENCY_BUCKETS_S as _LATENCY_BUCKETS
+from pipeline.metrics import consumer_lag_gauge
 
 FRAMES_IN = Counter("callscope_transcribe_frames_total", "Audio frames accepted for transcription")
 RECORDS_IN = Counter("callscope_transcribe_records_total", "Records read from the audio topic")
@@ -65,6 +66,7 @@ LEG_BACKLOG_SECONDS = Gauge(
     " speech session (how far behind live the engine is being fed; ~0.02 s when keeping up)",
     ["leg"],
 )
+CONSUMER_LAG = consumer_lag_gauge("transcribe")  # the audio topic's partitions this worker holds
 CALLS_ENDED_HERE = Counter(
     "callscope_transcribe_calls_ended_by_worker_total",
     "Calls this worker ended itself (no call.ended came), by reason",

@@ -24,6 +24,7 @@ from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
 from pipeline.kafka import make_producer, start_client, watch_broker
 from pipeline.logs import log_context
+from pipeline.metrics import report_consumer_lag
 from pipeline.stage import metrics_server
 from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
@@ -350,7 +351,13 @@ async def run(
                 if (unseen := listener.take_unseen()) is not None:
                     await worker.partitions_assigned(unseen)
                 log.info("transcription worker started", extra={"topic": config.audio_topic})
-                await worker.serve(stop)
+                lag = asyncio.create_task(
+                    report_consumer_lag(consumer, metrics.CONSUMER_LAG), name="transcribe-lag"
+                )
+                try:
+                    await worker.serve(stop)
+                finally:
+                    lag.cancel()
             finally:
                 listener.on_revoked = listener.on_assigned = None
                 with contextlib.suppress(KafkaError):
