@@ -130,7 +130,8 @@ class TranscribeWorker:
                 if rejected:
                     if rejected.reason == "call_already_ended":
                         metrics.RECORDS_AFTER_CALL_END.inc()
-                    await self._deadletters.reject(record, rejected.reason, rejected.detail)
+                    with log_context(leg=event.leg):
+                        await self._deadletters.reject(record, rejected.reason, rejected.detail)
                     if rejected.reason == "leg_format_changed":
                         await self._report_leg_once(event.call_id, event.leg, rejected.reason)
                     return
