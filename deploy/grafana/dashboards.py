@@ -140,14 +140,25 @@ def live_operations() -> Dashboard:
                 "Records after a call's end, re-sent segments (per minute)",
                 [
                     prom(
-                        "sum(rate(callscope_analyze_records_after_call_end_total[5m])) * 60",
-                        "analyze: after end",
+                        'sum by (job) (rate({__name__=~"callscope_.+_records_after_call_end_total"}[5m]))'
+                        " * 60",
+                        "{{job}}: after end",
                         "A",
                     ),
                     prom(
                         "sum by (type) (rate(callscope_transcribe_segments_resent_total[5m])) * 60",
-                        "re-sent {{type}}",
+                        "transcribe: re-sent {{type}}",
                         "B",
+                    ),
+                    prom(
+                        "sum(rate(callscope_analyze_segments_resent_total[5m])) * 60",
+                        "analyze: re-sent final",
+                        "C",
+                    ),
+                    prom(
+                        "sum(rate(callscope_store_segments_resent_total[5m])) * 60",
+                        "store: re-written final",
+                        "D",
                     ),
                 ],
             ),
@@ -168,6 +179,16 @@ def live_operations() -> Dashboard:
                     prom(
                         "sum by (consumergroup, topic) (kafka_consumergroup_lag)",
                         "{{consumergroup}} {{topic}}",
+                    )
+                ],
+            ),
+            series(
+                layout,
+                "Consumer lag seen by each consumer (records; any broker)",
+                [
+                    prom(
+                        'sum by (job, topic) ({__name__=~"callscope_.+_consumer_lag_records"})',
+                        "{{job}} {{topic}}",
                     )
                 ],
             ),

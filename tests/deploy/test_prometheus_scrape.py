@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import shutil
 import socket
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 import yaml
@@ -32,12 +34,14 @@ from sqlalchemy import text
 
 from bench.clients import GenericClient
 from ingest.config import GatewayConfig
+from ingest.events import encode_audio_record
 from ingest.gateway import open_gateway
 from pipeline.kafka import make_producer
 from pipeline.stage import metrics_server
 from pipeline.topics import TOPICS
 from tests.deploy.promql import ROOT, dashboard_promql, dashboard_sql, rule_expressions
 from tests.e2e.running import Pipeline, running_pipeline
+from tests.transcribe.calls import frames_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")]
 
@@ -72,8 +76,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _log_lines(log_path: Path) -> list[dict[str, Any]]:
+    """The stage's stderr: every line one JSON object (the stages run with CALLSCOPE_LOG_FORMAT=json)."""
+    lines = []
+    for n, line in enumerate(log_path.read_text(errors="replace").splitlines(), 1):
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise AssertionError(f"{log_path.name}:{n} is not a JSON object: {line[:200]!r}") from None
+    return lines
+
+
 def _metrics_port(log_path: Path) -> int:
-    found = re.findall(r"metrics served .*port=(\d+)", log_path.read_text(errors="replace"))
+    found = [line["port"] for line in _log_lines(log_path) if line.get("msg") == "metrics served"]
     assert found, f"{log_path.name} logged no 'metrics served' line"
     return int(found[-1])
 
@@ -176,11 +191,14 @@ async def _call(gateway: str, call_id: str) -> None:
         assert (await client.end())["type"] == "ended"
 
 
-async def _malformed_transcript(bootstrap: str, call_id: str) -> None:
+async def _malformed_transcript_and_late_frame(bootstrap: str, call_id: str) -> None:
+    """A transcript record that is not JSON, and an audio frame of the call after its end."""
+    late = frames_of(call_id, "customer", np.zeros(160, dtype=np.int16), sample_rate_hz=8_000)[0]
     producer = make_producer(bootstrap, client_id="scrape-test")
     await producer.start()
     try:
         await producer.send_and_wait(TOPICS.transcripts, b"{not json", key=call_id.encode())
+        await producer.send_and_wait(TOPICS.audio, encode_audio_record(late), key=call_id.encode())
     finally:
         await producer.stop()
 
@@ -188,23 +206,30 @@ async def _malformed_transcript(bootstrap: str, call_id: str) -> None:
 @pytest.fixture(scope="module")
 async def scraped(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scraped]:
     logs = tmp_path_factory.mktemp("scrape-stage-logs")
-    async with running_pipeline(logs) as pipeline:
-        # Its /metrics is the one served below: this process is the `ingest` job.
-        config = GatewayConfig(
-            kafka_bootstrap=pipeline.bootstrap, port=0, generic_tokens=[BEARER], metrics_address="off"
-        )
-        with metrics_server(("127.0.0.1", 0), stage="ingest") as ingest_port:
-            assert ingest_port is not None
-            ports = {stage.name: _metrics_port(stage.log_path) for stage in pipeline.stages.stages}
-            ports["ingest"] = ingest_port
-            with prometheus_server(tmp_path_factory.mktemp("prometheus"), ports) as prometheus:
-                started = datetime.now(UTC)
-                call_id = f"scrape-{uuid.uuid4().hex[:10]}"
-                async with open_gateway(config) as gateway:
-                    await _call(f"ws://127.0.0.1:{gateway.port}", call_id)
-                await _malformed_transcript(pipeline.bootstrap, call_id)
-                await pipeline.wait_until_stored(call_id)
-                yield Scraped(pipeline, prometheus, call_id, started)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CALLSCOPE_LOG_FORMAT", "json")  # the stages' stderr, checked line by line below
+        async with running_pipeline(logs) as pipeline:
+            async for scraped in _scraping(pipeline, tmp_path_factory):
+                yield scraped
+
+
+async def _scraping(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scraped]:
+    # Its /metrics is the one served below: this process is the `ingest` job.
+    config = GatewayConfig(
+        kafka_bootstrap=pipeline.bootstrap, port=0, generic_tokens=[BEARER], metrics_address="off"
+    )
+    with metrics_server(("127.0.0.1", 0), stage="ingest") as ingest_port:
+        assert ingest_port is not None
+        ports = {stage.name: _metrics_port(stage.log_path) for stage in pipeline.stages.stages}
+        ports["ingest"] = ingest_port
+        with prometheus_server(tmp_path_factory.mktemp("prometheus"), ports) as prometheus:
+            started = datetime.now(UTC)
+            call_id = f"scrape-{uuid.uuid4().hex[:10]}"
+            async with open_gateway(config) as gateway:
+                await _call(f"ws://127.0.0.1:{gateway.port}", call_id)
+            await _malformed_transcript_and_late_frame(pipeline.bootstrap, call_id)
+            await pipeline.wait_until_stored(call_id)
+            yield Scraped(pipeline, prometheus, call_id, started)
 
 
 async def _wait_for_series(scraped: Scraped, expressions: dict[str, str]) -> dict[str, str]:
@@ -267,6 +292,31 @@ async def test_the_latency_histograms_observed_the_call_at_every_stage(
     by_stage = 'sum by (stage) (callscope_dead_letters_total{reason="invalid_json"})'
     letters = await asyncio.to_thread(_query, scraped.prometheus, by_stage)
     assert {r["metric"]["stage"] for r in letters} == {"analyze", "store"}
+    late = "callscope_transcribe_records_after_call_end_total > 0"  # the frame sent after the end
+    assert not await _wait_for_series(scraped, {late: late}), "the late frame was not counted"
+
+
+async def test_every_stage_logs_json_lines_naming_the_stage_and_the_call_they_are_about(
+    scraped: Scraped,
+) -> None:
+    # Each stage dead-letters a record of the call (analyze and store: the malformed transcript;
+    # transcribe: the frame after the call's end): those lines must name the call.
+    for stage in scraped.pipeline.stages.stages:
+        deadline = time.monotonic() + SERIES_DEADLINE_S
+        while True:
+            lines = _log_lines(stage.log_path)
+            about_call = [line for line in lines if line.get("call_id") == scraped.call_id]
+            if any(line["msg"] == "record dead-lettered" for line in about_call):
+                break
+            assert time.monotonic() < deadline, f"{stage.name}: no dead-letter line names {scraped.call_id}"
+            await asyncio.sleep(POLL_S)
+        assert {line.get("stage") for line in lines} == {stage.name}, stage.name
+        problems = [line for line in lines if line["level"] in ("warning", "error", "critical")]
+        assert all(line.get("error_code") not in (None, "unclassified") for line in problems), problems
+        lettered = [line for line in about_call if line["msg"] == "record dead-lettered"]
+        assert {line["error_code"] for line in lettered} == {"bad_record"}, stage.name
+        if stage.name == "transcribe":
+            assert {line.get("leg") for line in lettered} == {"customer"}  # the late frame's leg
 
 
 async def test_every_sql_panel_returns_rows_with_the_columns_it_expects(scraped: Scraped) -> None:
