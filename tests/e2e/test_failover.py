@@ -92,6 +92,24 @@ async def _start_b(workers: list[Worker], tmp_path: Path, bootstrap: str) -> Wor
     return b
 
 
+async def _b_joined(
+    workers: list[Worker], tap: TranscriptTap, calls: list[str], tmp_path: Path, bootstrap: str
+) -> tuple[Worker, Worker, list[str]]:
+    """Start worker b beside a, wait until a settled after the rebalance and b emits finals of
+    the calls it took; returns a, b and those calls."""
+    a = workers[0]
+    b = await _start_b(workers, tmp_path, bootstrap)
+    await until(
+        "for worker a to settle after b joined",
+        lambda: a.logged("partitions kept their calls"),
+        JOIN_DEADLINE_S,
+        workers=workers,
+    )
+    moved = [calls[p] for p in assigned_partitions(b)[-1]]
+    await until("for b's first finals", _new_finals(tap, moved, time.monotonic() + 1), 30, workers=workers)
+    return a, b, moved
+
+
 def _kept_by_a(a: Worker) -> set[int]:
     """The partitions worker a kept through its first rebalance (its log says so)."""
     kept = a.logged("partitions kept their calls")
@@ -125,19 +143,8 @@ def _new_finals(tap: TranscriptTap, calls: list[str], since: float):
 
 async def test_a_worker_joining_and_leaving_leaves_the_other_workers_calls_alone(bootstrap, tmp_path):
     async def join_then_leave(workers, tap, calls):
-        a = workers[0]
-        b = await _start_b(workers, tmp_path, bootstrap)
-        await until(
-            "for worker a to settle after b joined",
-            lambda: a.logged("partitions kept their calls"),
-            JOIN_DEADLINE_S,
-            workers=workers,
-        )
+        a, b, _ = await _b_joined(workers, tap, calls, tmp_path, bootstrap)
         b_parts = set(assigned_partitions(b)[-1])
-        moved = [calls[p] for p in b_parts]
-        await until(
-            "for b's first finals", _new_finals(tap, moved, time.monotonic() + 1), 30, workers=workers
-        )
         b.signal(signal.SIGTERM)
         assert await b.wait(JOIN_DEADLINE_S) == 0, "worker b did not drain cleanly"
         await until(
@@ -161,19 +168,7 @@ async def test_a_worker_joining_and_leaving_leaves_the_other_workers_calls_alone
 
 async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootstrap, tmp_path):
     async def kill_b(workers, tap, calls):
-        a = workers[0]
-        b = await _start_b(workers, tmp_path, bootstrap)
-        await until(
-            "for worker a to settle after b joined",
-            lambda: a.logged("partitions kept their calls"),
-            JOIN_DEADLINE_S,
-            workers=workers,
-        )
-        b_parts = set(assigned_partitions(b)[-1])
-        moved = [calls[p] for p in b_parts]
-        await until(
-            "for b's first finals", _new_finals(tap, moved, time.monotonic() + 1), 30, workers=workers
-        )
+        a, b, moved = await _b_joined(workers, tap, calls, tmp_path, bootstrap)
         assignments_before = len(assigned_partitions(a))
         killed_at = b.signal(signal.SIGKILL)
         await b.proc.wait()
@@ -206,13 +201,7 @@ async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootst
 
 async def test_a_planned_stop_finishes_its_turns_and_the_next_owner_resumes_after_them(bootstrap, tmp_path):
     async def stop_b(workers, tap, calls):
-        a = workers[0]
-        b = await _start_b(workers, tmp_path, bootstrap)
-        await until("for a to settle", lambda: a.logged("partitions kept their calls"), 30, workers=workers)
-        moved = [calls[p] for p in assigned_partitions(b)[-1]]
-        await until(
-            "for b's first finals", _new_finals(tap, moved, time.monotonic() + 1), 30, workers=workers
-        )
+        _, b, moved = await _b_joined(workers, tap, calls, tmp_path, bootstrap)
         b.signal(signal.SIGTERM)
         assert await b.wait(30) == 0, "worker b did not drain within its deadline"
         exited = time.monotonic()
