@@ -25,6 +25,10 @@ each pair of legs is one two-leg call replayed through Kafka as G.711 mu-law 8 k
 the stream WER is then that of the finals PostgreSQL holds, per leg ordered by start. The batch
 WER is the same model decoding the same audio whole, in this process, before the stages start.
 
+Every WER is scored on canonical text (canonical(): one spelling for "1"/"one", "I'm"/"I am",
+"Mr."/"mister"), as Whisper's own normaliser does; `plain ratio` is the ratio without it (the
+form the figures before had).
+
 Figures from a shared machine: the WERs and the ratio do not depend on its load unless decoding
 falls behind, which the `lag` column (final latency p95) shows.
 """
@@ -77,6 +81,39 @@ def speech_onset(samples: np.ndarray, rate: int = RATE) -> int:
     rms_db = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
     loud = np.flatnonzero(rms_db > ONSET_DBFS)
     return int(loud[0]) * hop if len(loud) else 0
+
+
+_NUMBERS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty"
+).split()
+_SPELLING = {
+    **{str(i): w for i, w in enumerate(_NUMBERS)},
+    **{"30": "thirty", "40": "forty", "50": "fifty", "60": "sixty", "100": "hundred"},
+    "i'm": "i am", "you're": "you are", "we're": "we are", "they're": "they are", "that's": "that is",
+    "it's": "it is", "there's": "there is", "what's": "what is", "let's": "let us", "i'll": "i will",
+    "you'll": "you will", "we'll": "we will", "i've": "i have", "you've": "you have", "we've": "we have",
+    "i'd": "i would", "can't": "can not", "cannot": "can not", "won't": "will not", "don't": "do not",
+    "doesn't": "does not", "didn't": "did not", "isn't": "is not", "aren't": "are not",
+    "wasn't": "was not", "couldn't": "could not", "wouldn't": "would not", "mr": "mister",
+    "mrs": "missus", "dr": "doctor", "ok": "okay",
+}  # fmt: skip
+
+
+def canonical(text: str) -> str:
+    """The form both sides of every WER here are scored in: normalise_text, then one spelling for
+    what Whisper may write either way ("press 1"/"press one", "I'm"/"I am", "Mr."/"mister",
+    "cannot"/"can not"), as Whisper's own English normaliser does for its WER figures. Formatting
+    is not recognition: without this, a turn decoded with slightly different edges that writes
+    "1" where the whole-utterance decode wrote "one" counted as an error of the streaming path."""
+    return " ".join(_SPELLING.get(w, w) for w in normalise_text(text).split())
+
+
+def wer(refs: list[str], hyps: list[str], *, plain: bool = False) -> float:
+    """WER over the (canonical, unless `plain`) texts."""
+    if plain:
+        return jiwer.wer(refs, hyps)
+    return jiwer.wer([canonical(r) for r in refs], [canonical(h) or "-" for h in hyps])
 
 
 @dataclass
@@ -194,7 +231,8 @@ async def pipeline_step(
             onsets += e
             clipped += c
         out[name] = {
-            "wer": jiwer.wer(refs, hyps),
+            "wer": wer(refs, hyps),
+            "wer_plain": wer(refs, hyps, plain=True),
             "legs": len(where),
             "onset_p50": float(np.median(onsets)) if onsets else float("nan"),
             "onset_worst": float(max(onsets, key=abs)) if onsets else float("nan"),
@@ -253,11 +291,16 @@ def onset_errors(leg: Leg, finals: list[FinalText] | list[StoredFinal]) -> tuple
 
 
 async def stream_step(
-    engine: WhisperEngine, utterances: list[tuple[Utterance, np.ndarray]], legs: int, speed: float
+    engine: WhisperEngine,
+    utterances: list[tuple[Utterance, np.ndarray]],
+    legs: int,
+    speed: float,
+    final_engine: WhisperEngine | None = None,
 ) -> dict[str, float]:
     built = build_legs(utterances, legs)
-    scheduler = DecodeScheduler(engine)
-    sessions = [LocalSession(engine, LocalSessionConfig(), scheduler=scheduler) for _ in built]
+    scheduler = DecodeScheduler(engine, final_engine=final_engine)
+    config = LocalSessionConfig(two_pass=final_engine is not None)
+    sessions = [LocalSession(engine, config, scheduler=scheduler) for _ in built]
     t0 = time.perf_counter() + 0.05
     cpu0 = time.process_time()
     runs = (run_leg(s, leg, speed, t0) for s, leg in zip(sessions, built, strict=True))
@@ -273,7 +316,8 @@ async def stream_step(
         clipped += c
     latencies = [x for r in results for x in r.latencies_s]
     return {
-        "wer": jiwer.wer(refs, hyps),
+        "wer": wer(refs, hyps),
+        "wer_plain": wer(refs, hyps, plain=True),
         "onset_p50": float(np.median(onsets)) if onsets else float("nan"),
         "onset_worst": float(max(onsets, key=abs)) if onsets else float("nan"),
         "onset_within_150": sum(-150 <= e <= 150 for e in onsets) / max(1, len(onsets)),
@@ -309,19 +353,21 @@ def batch_hypotheses(
 
 
 def batch_wer(
-    engine: WhisperEngine, utterances: list[tuple[Utterance, np.ndarray]]
-) -> tuple[float, float, float]:
+    engine: WhisperEngine, utterances: list[tuple[Utterance, np.ndarray]], *, plain_too: bool = False
+) -> tuple[float, ...]:
     """(reference, faster-whisper transcribe, engine window) WERs of whole-utterance decoding.
 
     The reference decodes each utterance whole the way this model does best with it: the
     engine's own decode where the utterance fits its 10 s window (what a turn gets when nothing
-    goes wrong in streaming), faster-whisper's 30 s transcribe where it does not.
+    goes wrong in streaming), faster-whisper's 30 s transcribe where it does not. `plain_too`:
+    a fourth figure, the reference's WER without the canonical spelling (the figures before it).
     """
     refs = [u.text for u, _ in utterances]
     whole, window = batch_hypotheses(engine, utterances)
     fits = [len(a) <= WINDOW_SAMPLES for _, a in utterances]
     reference = [x if fit else w for w, x, fit in zip(whole, window, fits, strict=True)]
-    return jiwer.wer(refs, reference), jiwer.wer(refs, whole), jiwer.wer(refs, window)
+    out = (wer(refs, reference), wer(refs, whole), wer(refs, window))
+    return (*out, wer(refs, reference, plain=True)) if plain_too else out
 
 
 def load_set(name: str, limit: int | None) -> list[tuple[Utterance, np.ndarray]]:
@@ -340,7 +386,7 @@ def load_set(name: str, limit: int | None) -> list[tuple[Utterance, np.ndarray]]
 
 HEADER = (
     "set           utts  legs  stream WER  batch WER  ratio  onset p50/worst ms  <=150ms  clipped"
-    "  lag p95 s  cores"
+    "  lag p95 s  cores  plain ratio"
 )
 
 
@@ -359,35 +405,55 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report", action="store_true", help="with --pipeline: also print bench.pipeline's report"
     )
+    p.add_argument(
+        "--final-model",
+        metavar="MODEL",
+        help="two-pass: finals on this model ('base' or a folder; the batch reference is then this model)",
+    )
     return p
 
 
 PIPELINE_HEADER = (
     "set           utts  legs  stored WER  batch WER  ratio  onset p50/worst ms  <=150ms  clipped"
+    "  plain ratio"
 )
 
 
+def final_engine_of(args: argparse.Namespace) -> WhisperEngine | None:
+    from transcribe.models import resolve_model
+    from transcribe.whisper_engine import WhisperConfig
+
+    if not args.final_model:
+        return None
+    return WhisperEngine(WhisperConfig(model_path=resolve_model(args.final_model)))
+
+
 async def pipeline_main(args: argparse.Namespace) -> None:
-    engine = WhisperEngine()  # the batch reference, in this process, before the stages start
+    # The batch reference, in this process, before the stages start: the model the finals come from.
+    engine = final_engine_of(args) or WhisperEngine()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    sets, batch = {}, {}
+    sets, batch, batch_plain = {}, {}, {}
     for name in args.sets.split(","):
         sets[name] = load_set(name, args.limit)
-        batch[name], _, _ = batch_wer(engine, sets[name])
+        batch[name], _, _, batch_plain[name] = batch_wer(engine, sets[name], plain_too=True)
         print(
             f"{name}: whole-utterance batch WER {batch[name]:.3f} ({len(sets[name])} utterances)", flush=True
         )
     del engine
     for legs in (int(n) for n in args.legs.split(",")):
         print(f"whole pipeline, {legs} legs at once ...", flush=True)
-        results, report = await pipeline_step(sets, legs, args.speed, dict(os.environ))
+        environ = dict(os.environ)
+        if args.final_model:
+            environ["CALLSCOPE_TRANSCRIBE_FINAL_MODEL_PATH"] = args.final_model
+        results, report = await pipeline_step(sets, legs, args.speed, environ)
         print(PIPELINE_HEADER, flush=True)
         for name, r in results.items():
             ratio = r["wer"] / batch[name] if batch[name] else float("inf")
+            plain = r["wer_plain"] / batch_plain[name] if batch_plain[name] else float("inf")
             onset = f"{r['onset_p50']:7.0f} / {r['onset_worst']:6.0f}     {r['onset_within_150']:6.0%}"
             print(
                 f"{name:<13} {len(sets[name]):>4}  {min(legs, r['legs']):>4}  {r['wer']:10.3f}  "
-                f"{batch[name]:9.3f}  {ratio:5.2f}  {onset}  {r['clipped']:>7}",
+                f"{batch[name]:9.3f}  {ratio:5.2f}  {onset}  {r['clipped']:>7}  {plain:11.2f}",
                 flush=True,
             )
             if args.show:
@@ -400,24 +466,26 @@ async def pipeline_main(args: argparse.Namespace) -> None:
 
 async def amain(args: argparse.Namespace) -> None:
     engine = WhisperEngine()
+    final_engine = final_engine_of(args)  # two-pass: the batch reference is the finals' model
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(HEADER, flush=True)
     for name in args.sets.split(","):
         utterances = load_set(name, args.limit)
-        batch, whole, window = batch_wer(engine, utterances)
+        batch, whole, window, batch_plain = batch_wer(final_engine or engine, utterances, plain_too=True)
         print(
             f"{name}: whole-utterance WER: reference {batch:.3f}, faster-whisper transcribe {whole:.3f}, "
             f"engine 10 s window {window:.3f}",
             flush=True,
         )
         for legs in (int(n) for n in args.legs.split(",")):
-            r = await stream_step(engine, utterances, legs, args.speed)
+            r = await stream_step(engine, utterances, legs, args.speed, final_engine)
             ratio = r["wer"] / batch if batch else float("inf")
+            plain = r["wer_plain"] / batch_plain if batch_plain else float("inf")
             legs = min(legs, len(utterances))
             print(
                 f"{name:<13} {len(utterances):>4}  {legs:>4}  {r['wer']:10.3f}  {batch:9.3f}  {ratio:5.2f}  "
                 f"{r['onset_p50']:7.0f} / {r['onset_worst']:6.0f}     {r['onset_within_150']:6.0%}  "
-                f"{r['clipped']:>7}  {r['lag_p95']:9.2f}  {r['cores']:5.2f}"
+                f"{r['clipped']:>7}  {r['lag_p95']:9.2f}  {r['cores']:5.2f}  {plain:11.2f}"
                 + (f"  errors {r['errors']}" if r["errors"] else ""),
                 flush=True,
             )
