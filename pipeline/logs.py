@@ -53,6 +53,7 @@ ERROR_CODES = frozenset(
         "deadletter_failed",  # a dead letter not on its topic (spooled to disk, or only logged)
         "engine_error",  # the speech engine failed a session, a decode or a frame
         "engine_stalled",  # the speech engine stopped taking audio or answering
+        "engine_unreachable",  # the speech engine's server cannot be reached
         "engine_limit",  # the engine cut an utterance at its own limit
         "capacity_limit",  # a worker at max_live_calls holds a partition
         "language_fallback",  # a call's language is unknown or unsupported: decoded in the default
@@ -98,7 +99,8 @@ MESSAGE_ERROR_CODES: Mapping[str, str] = {
     "sagemaker internal stream failure": "engine_error",
     "unknown sagemaker stream event": "engine_error",
     "utterance failed": "engine_error",
-    "bridge upstream connect failed": "engine_error",
+    "bridge upstream connect failed": "engine_unreachable",
+    "model server connection lost": "engine_unreachable",
     "unknown call language, using the default": "language_fallback",
     "call language not supported by this English-only model: decoded as English": "language_fallback",
     "leg stalled": "engine_stalled",
