@@ -16,9 +16,11 @@ holds on Tansu and what needs Apache Kafka: README, "Per-call state, faust table
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 from analyze import metrics
 from analyze.assist import AssistPolicy
@@ -38,6 +40,7 @@ from analyze.state_table import CallStateTable
 from pipeline.contract import InvalidEvent
 from pipeline.deadletter import DeadLetterSink
 from pipeline.logs import set_log_context
+from pipeline.metrics import set_consumer_lag
 from transcribe.events import FinalSegment, TranscriptCallEnded, parse_transcript_event
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,14 @@ def build_app(
             metrics.ACTIVE_CALLS.set(policy.active_calls)
 
     app.agent(transcripts, name=AGENT_NAME)(analyze_transcripts)
+    lag_reported: set[tuple[str, str]] = set()
+
+    async def report_consumer_lag() -> None:
+        nonlocal lag_reported
+        with contextlib.suppress(ConsumerNotStarted):  # before start, or while stopping
+            lag_reported = await set_consumer_lag(app.consumer, metrics.CONSUMER_LAG, lag_reported)
+
+    app.timer(1.0, name="analyze.consumer-lag")(report_consumer_lag)
 
     if reloader is not None and config.rules_reload_interval_s > 0:
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline.metrics import LATENCY_BUCKETS_S as _LATENCY_BUCKETS_S
-from pipeline.metrics import SeenSegments
+from pipeline.metrics import SeenSegments, consumer_lag_gauge
 
 TRANSCRIPT_RECORDS = Counter(
     "callscope_analyze_transcript_records_total",
@@ -58,6 +58,7 @@ RECORDS_AFTER_END = Counter(
     "callscope_analyze_records_after_call_end_total",
     "Transcript records of calls that had already ended here, delivered again and ignored.",
 )
+CONSUMER_LAG = consumer_lag_gauge("analyze")  # from faust's consumer, as the aiokafka stages
 SEGMENTS_RESENT = Counter(
     "callscope_analyze_segments_resent_total",
     "Final segments read again under an id already seen for the call (a transcriber that took the call"

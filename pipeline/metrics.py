@@ -95,7 +95,7 @@ class LagSource(Protocol):
 
     def highwater(self, partition: TopicPartition) -> int | None: ...
 
-    async def position(self, partition: TopicPartition) -> int: ...
+    async def position(self, partition: TopicPartition) -> int | None: ...
 
 
 async def report_consumer_lag(consumer: LagSource, gauge: Gauge, *, interval_s: float = 1.0) -> None:
@@ -122,6 +122,8 @@ async def set_consumer_lag(
         try:
             position = await consumer.position(tp)
         except (IllegalStateError, KafkaError):  # revoked meanwhile, or no position yet
+            continue
+        if position is None:  # faust's consumer: no position yet
             continue
         labels = (tp.topic, str(tp.partition))
         gauge.labels(*labels).set(max(0, high - position))

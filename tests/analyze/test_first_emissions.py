@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from analyze.config import AnalyzeConfig
 from analyze.events import ComplianceState, Sentiment, parse_assist_event
@@ -13,7 +14,15 @@ from deploy.runtime import free_port
 from pipeline.kafka import create_topics
 from pipeline.metrics import SeenSegments
 from pipeline.topics import TOPICS
-from tests.analyze.test_worker import PARTITIONS, _call, _collect_until, _produce, _running_worker, _scrape
+from tests.analyze.test_worker import (
+    DEADLINE_S,
+    PARTITIONS,
+    _call,
+    _collect_until,
+    _produce,
+    _running_worker,
+    _scrape,
+)
 from transcribe.events import FinalSegment, TranscriptCallEnded
 
 
@@ -44,13 +53,18 @@ async def test_a_resent_final_is_counted_as_resent_not_as_a_latency(fresh_bootst
     def call_closed(seen: list) -> bool:  # its checklist closes after the re-sent final was read
         return any(isinstance(e, ComplianceState) and e.call_ended for e in seen)
 
+    lag = f'callscope_analyze_consumer_lag_records{{partition="0",topic="{TOPICS.transcripts}"}}'
     async with _running_worker(config):
         assist = await _collect_until(fresh_bootstrap, TOPICS.assist, parse_assist_event, call_closed)
-        scraped = await asyncio.to_thread(_scrape, port)
+        deadline = time.monotonic() + DEADLINE_S
+        while lag not in (scraped := await asyncio.to_thread(_scrape, port)):  # reported every second
+            assert time.monotonic() < deadline, "no consumer lag reported"
+            await asyncio.sleep(0.5)
 
     assert _sample(scraped, 'callscope_analyze_segments_resent_total{type="final"}') == 1
     observed = _sample(scraped, 'callscope_analyze_final_to_assist_latency_seconds_count{type="sentiment"}')
     assert observed == len(finals) == 3  # first emissions only
+    assert _sample(scraped, lag) == 0  # every record of the partition read
     # The same text again: the policy sends nothing new for it (its events went out already).
     assert sum(1 for e in assist if isinstance(e, Sentiment) and e.final) == 3
 
