@@ -42,6 +42,7 @@ from pipeline.topics import TOPICS
 from tests.deploy.promql import ROOT, dashboard_promql, dashboard_sql, rule_expressions
 from tests.e2e.running import Pipeline, running_pipeline
 from tests.transcribe.calls import frames_of
+from transcribe.config import TranscribeConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore:.*XDG_RUNTIME_DIR")]
 
@@ -294,6 +295,20 @@ async def test_the_latency_histograms_observed_the_call_at_every_stage(
     assert {r["metric"]["stage"] for r in letters} == {"analyze", "store"}
     late = "callscope_transcribe_records_after_call_end_total > 0"  # the frame sent after the end
     assert not await _wait_for_series(scraped, {late: late}), "the late frame was not counted"
+
+
+async def test_each_consuming_stage_reports_its_consumer_lag_and_the_worker_limit(scraped: Scraped) -> None:
+    by_job = 'count by (job) ({__name__=~"callscope_.+_consumer_lag_records"})'
+    deadline = time.monotonic() + SERIES_DEADLINE_S
+    while {r["metric"]["job"] for r in await asyncio.to_thread(_query, scraped.prometheus, by_job)} != {
+        "transcribe",
+        "analyze",
+        "store",
+    }:
+        assert time.monotonic() < deadline, await asyncio.to_thread(_query, scraped.prometheus, by_job)
+        await asyncio.sleep(POLL_S)
+    limit = await asyncio.to_thread(_query, scraped.prometheus, "callscope_transcribe_max_live_calls")
+    assert [float(r["value"][1]) for r in limit] == [TranscribeConfig.model_fields["max_live_calls"].default]
 
 
 async def test_every_stage_logs_json_lines_naming_the_stage_and_the_call_they_are_about(
