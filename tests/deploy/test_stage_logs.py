@@ -1,4 +1,4 @@
-"""The ingest gateway as `callscope ingest gateway` runs it (a real process on the real broker):
+"""The ingest gateway and the console as `callscope` runs them (real processes on the real broker):
 its stderr is one JSON object a line, each naming the stage, and the lines about a call name it.
 (The transcribe, analyze and store processes are checked the same way in test_prometheus_scrape.)"""
 
@@ -81,3 +81,49 @@ async def test_the_gateway_process_logs_json_lines_with_its_stage_and_the_calls_
     assert accepted["call_id"] == error["call_id"] == "log-call-1"
     assert error["error_code"] == "bad_frame" and error["level"] == "warning"
     assert all("error_code" in line for line in lines if line["level"] in ("warning", "error"))
+
+
+async def test_the_console_process_logs_json_lines_with_its_stage_and_error_codes(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    await create_topics(bootstrap, 2)
+    users = tmp_path / "users.yaml"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "deploy.cli", "console", "add-user", "ava", "--role", "agent"],
+        input="correct horse\n",
+        text=True,
+        capture_output=True,
+        env=dict(os.environ, CALLSCOPE_CONSOLE_USERS_FILE=str(users)),
+        timeout=DEADLINE_S,
+    )
+    assert done.returncode == 0, done.stderr
+    env = dict(
+        os.environ,
+        CALLSCOPE_KAFKA_BOOTSTRAP=bootstrap,
+        CALLSCOPE_CONSOLE_PORT=str(free_port()),
+        CALLSCOPE_CONSOLE_USERS_FILE=str(users),
+        CALLSCOPE_CONSOLE_METRICS_ADDRESS="off",
+        CALLSCOPE_LOG_FORMAT="json",
+    )
+    env.pop("CALLSCOPE_CONSOLE_SESSION_SECRET", None)  # so it warns: a warning's fields are checked
+    env.pop("CALLSCOPE_DATABASE_URL", None)  # live only
+    stderr = tmp_path / "console.log"
+    with stderr.open("wb") as err:
+        proc = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, "-m", "deploy.cli", "console"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+        )
+    try:
+        await asyncio.to_thread(_wait_for, stderr, "console serving", proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, DEADLINE_S)
+    lines = _lines(stderr)
+    assert {line["stage"] for line in lines} == {"console"}
+    (warning,) = [line for line in lines if "SESSION_SECRET" in line["msg"]]
+    assert warning["level"] == "warning" and warning["error_code"] == "config_warning"
