@@ -51,15 +51,16 @@ class StageProcesses:
             await self.start_one(name)
 
     async def start_one(self, name: str) -> Stage:
-        """Start (or restart) one stage; its log file is appended to."""
-        log_path = self._logdir / f"{name}.log"
+        """Start (or restart) one stage; its log file is appended to. `transcribe#2` is a second
+        process of the transcribe stage (its own name and log, the same command and group)."""
+        log_path = self._logdir / f"{name.replace('#', '-')}.log"
         log_file = await asyncio.to_thread(open, log_path, "ab")
         with log_file:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "deploy.cli",
-                name,
+                name.partition("#")[0],
                 env=self._env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
