@@ -61,13 +61,19 @@ PAUSE_S = 1.2
 ONSET_DBFS = -35.0
 
 
-def through_phone(utt: Utterance) -> np.ndarray:
-    """int16 16 kHz samples of the utterance after G.711 mu-law at 8 kHz (resampled first if 16 kHz)."""
+def at_8k(utt: Utterance) -> np.ndarray:
+    """int16 8 kHz samples of the utterance, before the codec (a 16 kHz one band-limited first)."""
     samples = utt.samples
     if utt.sample_rate_hz == 16_000:  # band-limit to 3.8 kHz, then keep every other sample
         taps = _half_band_filter() / 2
         filtered = np.convolve(samples.astype(np.float64), taps, mode="same")
         samples = to_int16(filtered[::2])
+    return samples
+
+
+def through_phone(utt: Utterance) -> np.ndarray:
+    """int16 16 kHz samples of the utterance after G.711 mu-law at 8 kHz (resampled first if 16 kHz)."""
+    samples = at_8k(utt)
     decoder = LegDecoder(Codec.MULAW, 8_000)
     payload = encode_mulaw(samples)
     return np.concatenate([decoder.decode(payload[i : i + 160]) for i in range(0, len(payload), 160)])
@@ -159,16 +165,22 @@ class StoredFinal:
 
 def pipeline_calls(built: list[Leg], tag: str) -> tuple[list, list[tuple[str, str, Leg]]]:
     """Two legs to a call (agent, customer; a lone last leg gets a silent customer), as ReplayCalls
-    at 8 kHz (the replay encodes them as mu-law), and where each bench leg went (call id, leg)."""
+    at 8 kHz, and where each bench leg went (call id, leg). Each utterance is placed where the
+    bench leg has it, as its 8 kHz samples before the codec: the replay encodes them as mu-law
+    once, as through_phone() did for the batch reference (not the already decoded audio twice)."""
     from ingest.replay import ReplayCall
     from ingest.wavsource import Recording
 
     calls, where = [], []
     for k in range(0, len(built), 2):
         pair = built[k : k + 2]
-        # The legs hold the phone channel's audio at 16 kHz; the call carries it at 8 kHz again
-        # (every other sample of the upsampled mu-law decode: the same 8 kHz band).
-        audio = [np.frombuffer(leg.audio, dtype="<i2")[::2].copy() for leg in pair]
+        audio = []
+        for leg in pair:
+            samples = np.zeros(len(leg.audio) // 4, dtype=np.int16)  # 16 kHz PCM16 bytes -> 8 kHz samples
+            for p in leg.placed:
+                clip = at_8k(p.utt)
+                samples[p.start // 2 : p.start // 2 + len(clip)] = clip[: len(samples) - p.start // 2]
+            audio.append(samples)
         length = max(len(a) for a in audio)
         audio = [np.pad(a, (0, length - len(a))) for a in audio]
         if len(audio) == 1:
@@ -500,11 +512,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.pipeline:
         import warnings
 
+        from deploy.stages import cancel_on
         from pipeline.logs import configure_logging
+        from pipeline.stage import run_until_signalled
 
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         configure_logging("text", os.environ.get("CALLSCOPE_LOG_LEVEL", "WARNING"))
-        asyncio.run(pipeline_main(args))
+
+        async def until_done(stop: asyncio.Event) -> None:
+            # A signal cancels the run, which unwinds through bench.pipeline's finally blocks: the
+            # stages, the broker and the database it started are stopped, not left behind.
+            await cancel_on(stop, pipeline_main(args))
+
+        try:
+            asyncio.run(run_until_signalled(until_done))
+        except asyncio.CancelledError:
+            print("bench.fidelity interrupted", file=sys.stderr)
+            return 130
     else:
         asyncio.run(amain(args))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.fidelity import build_legs, pipeline_calls
+from bench.fidelity import at_8k, build_legs, pipeline_calls
 from tests.speech import Utterance
 
 
@@ -30,7 +30,12 @@ def test_legs_pair_into_calls_a_lone_leg_with_a_silent_customer_at_8_khz() -> No
         assert call.recording.sample_rate_hz == 8_000
         agent, customer = call.recording.legs["agent"], call.recording.legs["customer"]
         assert len(agent) == len(customer)
-    # The replayed agent leg is the bench leg's 16 kHz audio at 8 kHz: same length in time, same samples.
-    first = np.frombuffer(built[0].audio, dtype="<i2")
-    assert np.array_equal(calls[0].recording.legs["agent"][: len(first) // 2], first[::2])
+    # Each utterance sits where the bench leg has it, as its 8 kHz samples before the codec (the
+    # replay encodes mu-law once, as the batch reference's audio had it), same length in time.
+    agent = calls[0].recording.legs["agent"]
+    assert len(agent) * 4 == max(len(built[0].audio), len(built[1].audio))
+    for p in built[0].placed:
+        clip = at_8k(p.utt)
+        assert np.array_equal(agent[p.start // 2 : p.start // 2 + len(clip)], clip)
+    assert not agent[: built[0].placed[0].start // 2].any()  # the leading pause
     assert not calls[1].recording.legs["customer"].any()  # nobody speaks on the lone leg's other side
