@@ -382,6 +382,13 @@ def batch_wer(
     return (*out, wer(refs, reference, plain=True)) if plain_too else out
 
 
+def ratio_of(stream: float, batch: float) -> float:
+    """stream WER / batch WER; 1 when both are 0 (nothing lost), inf when only batch is 0."""
+    if batch:
+        return stream / batch
+    return 1.0 if not stream else float("inf")
+
+
 def load_set(name: str, limit: int | None) -> list[tuple[Utterance, np.ndarray]]:
     sets = {
         "asterisk": lambda: asterisk_prompts(),
@@ -460,8 +467,7 @@ async def pipeline_main(args: argparse.Namespace) -> None:
         results, report = await pipeline_step(sets, legs, args.speed, environ)
         print(PIPELINE_HEADER, flush=True)
         for name, r in results.items():
-            ratio = r["wer"] / batch[name] if batch[name] else float("inf")
-            plain = r["wer_plain"] / batch_plain[name] if batch_plain[name] else float("inf")
+            ratio, plain = ratio_of(r["wer"], batch[name]), ratio_of(r["wer_plain"], batch_plain[name])
             onset = f"{r['onset_p50']:7.0f} / {r['onset_worst']:6.0f}     {r['onset_within_150']:6.0%}"
             print(
                 f"{name:<13} {len(sets[name]):>4}  {min(legs, r['legs']):>4}  {r['wer']:10.3f}  "
@@ -491,8 +497,7 @@ async def amain(args: argparse.Namespace) -> None:
         )
         for legs in (int(n) for n in args.legs.split(",")):
             r = await stream_step(engine, utterances, legs, args.speed, final_engine)
-            ratio = r["wer"] / batch if batch else float("inf")
-            plain = r["wer_plain"] / batch_plain if batch_plain else float("inf")
+            ratio, plain = ratio_of(r["wer"], batch), ratio_of(r["wer_plain"], batch_plain)
             legs = min(legs, len(utterances))
             print(
                 f"{name:<13} {len(utterances):>4}  {legs:>4}  {r['wer']:10.3f}  {batch:9.3f}  {ratio:5.2f}  "
