@@ -287,6 +287,13 @@ async def test_the_latency_histograms_observed_the_call_at_every_stage(
         upper = await asyncio.to_thread(_query, scraped.prometheus, p95)
         with capsys.disabled():  # a figure of this one call, not an assertion
             print(f"\n  {metric}: {count[0]['value'][1]} observed, p95 {upper[0]['value'][1]} s", flush=True)
+    for gauge in (
+        "callscope_transcribe_leg_backlog_seconds",
+        "callscope_transcribe_partition_backlog_seconds",
+    ):
+        worst = await asyncio.to_thread(_query, scraped.prometheus, f"max(max_over_time({gauge}[10m]))")
+        with capsys.disabled():  # a figure of this one call, not an assertion
+            print(f"\n  {gauge}: worst {worst[0]['value'][1]} s during the call", flush=True)
     resent_total = "sum(callscope_transcribe_segments_resent_total)"
     resent = await asyncio.to_thread(_query, scraped.prometheus, resent_total)
     assert float(resent[0]["value"][1]) == 0  # one worker from start to end: nothing re-sent
