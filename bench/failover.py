@@ -366,12 +366,26 @@ async def run_freeze(tree: Path | None) -> dict[str, float | int | str]:
         tap = bench.tap
         a = await bench.start("a", every_partition=True)
         ids = [call_on_partition(p, PARTITIONS, f"bench-freeze-{os.getpid()}") for p in range(PARTITIONS)]
+        # Each call said twice over (66 s, 88 s): speech goes on 35 s after the thaw.
         replays = [
-            asyncio.create_task(replay_call(bench.bootstrap, call.replay(call_id), speed=1.0))
+            asyncio.create_task(
+                replay_call(
+                    bench.bootstrap,
+                    ReplayCall(recording=_long_call(call, 2 * call.duration_s)[0], call_id=call_id),
+                    speed=1.0,
+                )
+            )
             for call, call_id in zip(calls, ids, strict=True)
         ]
         try:
-            await asyncio.sleep(FAILURE_AT_S)
+            # Frozen once each call has a few finals (a baseline): under load the replays take
+            # seconds to start (speech synthesis, encoding), so a fixed delay can freeze before any.
+            await until(
+                "a baseline of finals",
+                lambda: all(len(tap.calls[c].finals) >= 3 for c in ids),
+                READY_S,
+                workers=bench.workers,
+            )
             bench.broker.send_signal(signal.SIGSTOP)
             frozen_at = time.monotonic()
             await asyncio.sleep(FREEZE_S)
