@@ -38,6 +38,18 @@ async def _feed(session: VllmSession, pcm: bytes) -> None:
         await session.send_audio(pcm[i : i + FRAME_BYTES])
 
 
+class _SignallingHealth(EngineHealth):
+    """The real EngineHealth that also says when the server was found gone (no polling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.went_down = asyncio.Event()
+
+    def lost(self, code: str) -> None:
+        super().lost(code)
+        self.went_down.set()
+
+
 async def _next_final(events: asyncio.Queue[SessionEvent]) -> FinalText:
     while True:
         event = await events.get()
@@ -52,7 +64,7 @@ async def test_a_dropped_model_server_is_one_line_each_way_and_the_call_goes_on(
     caplog.set_level(logging.INFO, logger="transcribe.engine_health")
     port = free_port()
     config = ServeConfig(port=port, model_name=SERVE_MODEL, max_sessions=2)
-    health = EngineHealth()
+    health = _SignallingHealth()
     endpoint = Endpoint(f"ws://127.0.0.1:{port}/v1/realtime", SERVE_MODEL, open_timeout_s=5.0)
     server = RealtimeServer(whisper_engine, config)
     await server.start()
@@ -72,8 +84,7 @@ async def test_a_dropped_model_server_is_one_line_each_way_and_the_call_goes_on(
 
             await server.close()  # the server goes: the session's open connection drops
             feeding = tg.create_task(_feed(session, _turn("Let me speak to a manager.")), name="test-feed")
-            while not health.down:  # the session finds it gone at its next turn
-                await asyncio.sleep(0.05)
+            await health.went_down.wait()  # the session finds it gone at its next turn
             server = RealtimeServer(whisper_engine, config)
             await server.start()  # back on the same port
 
