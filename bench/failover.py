@@ -63,7 +63,7 @@ from tests.e2e.failover import (
 )
 
 PARTITIONS = 2
-FAILURE_AT_S = 14.0  # after the replays start (their first seconds go on synthesising speech)
+FAILURE_AT_S = 14.0  # into the calls' audio
 REJOIN_FOR_S = 10.0  # rebalance: how long B stays
 FREEZE_S = 10.0  # freeze: how long the broker is stopped
 READY_S = 180.0
@@ -218,7 +218,19 @@ async def run(scenario: str, tree: Path | None, timeline: bool = False) -> dict[
             asyncio.create_task(replay_call(bench.bootstrap, call.replay(call_id), speed=1.0))
             for call, call_id in zip(calls, ids, strict=True)
         ]
-        await asyncio.sleep(FAILURE_AT_S)
+        # FAILURE_AT_S into the calls' own audio (under load a replay starts seconds after its
+        # task: speech synthesis, encoding), each with a final out already.
+        await until(
+            f"{FAILURE_AT_S} s into every call",
+            lambda: all(
+                tap.calls[c].started_at is not None
+                and time.time() - tap.calls[c].started_at >= FAILURE_AT_S
+                and tap.calls[c].finals
+                for c in ids
+            ),
+            READY_S,
+            workers=bench.workers,
+        )
         a_assignments = len(assigned_partitions(a))
         if b is None:  # rebalance: B joins mid-call and leaves again
             b = await bench.start("b")
