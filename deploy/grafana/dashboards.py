@@ -140,10 +140,19 @@ def live_operations() -> Dashboard:
                 "Records after a call's end, re-sent segments (per minute)",
                 [
                     prom(
-                        'sum by (job) (rate({__name__=~"callscope_.+_records_after_call_end_total"}[5m]))'
-                        " * 60",
-                        "{{job}}: after end",
+                        "sum(rate(callscope_transcribe_records_after_call_end_total[5m])) * 60",
+                        "transcribe: after end",
                         "A",
+                    ),
+                    prom(
+                        "sum(rate(callscope_analyze_records_after_call_end_total[5m])) * 60",
+                        "analyze: after end",
+                        "E",
+                    ),
+                    prom(
+                        "sum(rate(callscope_store_records_after_call_end_total[5m])) * 60",
+                        "store: after end",
+                        "F",
                     ),
                     prom(
                         "sum by (type) (rate(callscope_transcribe_segments_resent_total[5m])) * 60",

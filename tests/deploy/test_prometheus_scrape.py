@@ -294,27 +294,32 @@ async def test_the_latency_histograms_observed_the_call_at_every_stage(
         worst = await asyncio.to_thread(_query, scraped.prometheus, f"max(max_over_time({gauge}[10m]))")
         with capsys.disabled():  # a figure of this one call, not an assertion
             print(f"\n  {gauge}: worst {worst[0]['value'][1]} s during the call", flush=True)
-    resent_total = "sum(callscope_transcribe_segments_resent_total)"
+    # job="transcribe": the `ingest` job is this test process, where other tests may have run workers.
+    resent_total = 'sum(callscope_transcribe_segments_resent_total{job="transcribe"})'
     resent = await asyncio.to_thread(_query, scraped.prometheus, resent_total)
     assert float(resent[0]["value"][1]) == 0  # one worker from start to end: nothing re-sent
-    by_stage = 'sum by (stage) (callscope_dead_letters_total{reason="invalid_json"})'
+    by_stage = 'sum by (stage) (callscope_dead_letters_total{reason="invalid_json",job!="ingest"})'
     letters = await asyncio.to_thread(_query, scraped.prometheus, by_stage)
     assert {r["metric"]["stage"] for r in letters} == {"analyze", "store"}
-    late = "callscope_transcribe_records_after_call_end_total > 0"  # the frame sent after the end
+    # The frame sent after the call's end.
+    late = 'callscope_transcribe_records_after_call_end_total{job="transcribe"} > 0'
     assert not await _wait_for_series(scraped, {late: late}), "the late frame was not counted"
 
 
 async def test_each_consuming_stage_reports_its_consumer_lag_and_the_worker_limit(scraped: Scraped) -> None:
     by_job = 'count by (job) ({__name__=~"callscope_.+_consumer_lag_records"})'
     deadline = time.monotonic() + SERIES_DEADLINE_S
-    while {r["metric"]["job"] for r in await asyncio.to_thread(_query, scraped.prometheus, by_job)} != {
+    # (The `ingest` job is this test process: other tests run in it may have exported stage metrics.)
+    while not {r["metric"]["job"] for r in await asyncio.to_thread(_query, scraped.prometheus, by_job)} >= {
         "transcribe",
         "analyze",
         "store",
     }:
         assert time.monotonic() < deadline, await asyncio.to_thread(_query, scraped.prometheus, by_job)
         await asyncio.sleep(POLL_S)
-    limit = await asyncio.to_thread(_query, scraped.prometheus, "callscope_transcribe_max_live_calls")
+    limit = await asyncio.to_thread(
+        _query, scraped.prometheus, 'callscope_transcribe_max_live_calls{job="transcribe"}'
+    )
     assert [float(r["value"][1]) for r in limit] == [TranscribeConfig.model_fields["max_live_calls"].default]
 
 
