@@ -24,7 +24,10 @@ class StoreConfig(StageSettings):
     # How long the broker may hold a fetch that finds nothing new. Tansu never answers one early, so
     # a final arriving mid-wait waits for the rest (aiokafka's 500 ms default: p50 +130 ms measured).
     fetch_max_wait_ms: int = Field(default=20, ge=1, le=1500)
-    session_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
+    # A store that stops without its LeaveGroup reaching the broker (kill, crash; Tansu also keeps a
+    # restarted member waiting ~1.7x this) holds its partitions' rows back this long. Shorter
+    # rejoins sooner; an event loop blocked longer than this (CPU starvation) costs a rebalance.
+    session_timeout_ms: int = Field(default=3_000, ge=1000, le=300_000)
     retry_base_delay_s: float = Field(default=0.2, gt=0)
     retry_max_delay_s: float = Field(default=10.0, gt=0)
 
