@@ -52,9 +52,10 @@ class AnalyzeConfig(StageSettings):
     # On Apache Kafka set it off (batching is safe there).
     one_record_per_batch: bool = True
     datadir: Path | None = None  # None: a temporary folder removed when the worker stops
-    # Tansu answers the first JoinGroup only after about half the session timeout; faust's 60 s
-    # default would delay the first assignment by ~30 s.
-    session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # Tansu answers the first JoinGroup only after about half the session timeout (faust's 60 s
+    # default would delay the first assignment by ~30 s), and a restarted worker rejoins after
+    # ~1.7x it: no hints meanwhile. A worker whose loop is blocked longer than this is evicted.
+    session_timeout_s: float = Field(default=6.0, ge=6, le=300)
     # An unreachable broker at start-up is waited for this long, then one line and exit 2.
     broker_wait_s: float = Field(default=30.0, ge=0, le=600)
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
