@@ -24,8 +24,8 @@ async def _segments(engine: AsyncEngine, call_id: str) -> int:
 
 
 async def test_a_resent_final_is_no_latency_and_a_record_after_the_end_is_counted_and_stored(
-    config: StoreConfig,
-    engine: AsyncEngine,  # noqa: F811
+    config: StoreConfig,  # noqa: F811 (the fixture imported above)
+    engine: AsyncEngine,
 ) -> None:
     call_id = "w-first-writes"
     first, second = ev.final(call_id, "customer", 0, "hello"), ev.final(call_id, "agent", 2000, "hi there")
