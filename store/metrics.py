@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from prometheus_client import Counter, Histogram
 
-from pipeline.metrics import LATENCY_BUCKETS_S, SeenSegments, consumer_lag_gauge
+from pipeline.metrics import LATENCY_BUCKETS_S, consumer_lag_gauge
 from store.rows import CallEndRow, CallStartRow, LegErrorRow, Row, SegmentRow
 
 RECORDS = Counter(
@@ -40,8 +40,8 @@ COMMIT_FAILURES = Counter(
 CONSUMER_LAG = consumer_lag_gauge("store")
 SEGMENTS_RESENT = Counter(
     "callscope_store_segments_resent_total",
-    "Final segments written again under an id this worker already stored for the call (a transcriber"
-    " that took the call over re-sends them): upserted, not observed as final -> row latency.",
+    "Final segments written again under an id whose text PostgreSQL already held (a transcriber that"
+    " took the call over re-sends them, a restarted store re-reads them): not observed as latency.",
 )
 RECORDS_AFTER_CALL_END = Counter(
     "callscope_store_records_after_call_end_total",
@@ -72,8 +72,3 @@ class EndedCalls:
 
 
 ENDED_CALLS = EndedCalls()
-# Final segment ids stored, per call, for the most recently written calls: kept past a call's end
-# (a re-send after it is no first write either), forgotten by the bounds (a re-send comes within
-# minutes of the original). A store restarted re-reads from its last commit with an empty memory:
-# those few seconds of re-written finals are observed again.
-SEEN_FINALS = SeenSegments(per_call=512, calls=1_000)

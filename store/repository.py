@@ -69,18 +69,24 @@ class Repository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def write(self, batch: Batch) -> None:
+    async def write(self, batch: Batch) -> frozenset[str]:
+        """Write the batch in one transaction; the ids of the segments whose text it stored first."""
         if batch.row_count() == 0:
-            return
+            return frozenset()
         async with self._engine.begin() as conn:
-            await write_batch(conn, batch)
+            return await write_batch(conn, batch)
 
 
-async def write_batch(conn: AsyncConnection, batch: Batch) -> None:
-    """Upsert every row of the batch on `conn` (the caller owns the transaction)."""
+async def write_batch(conn: AsyncConnection, batch: Batch) -> frozenset[str]:
+    """Upsert every row of the batch on `conn` (the caller owns the transaction). Returns the ids
+    of the segments whose text this write stored for the first time (a final re-sent after a
+    takeover, or re-read after a restart, finds its text already there)."""
     await _execute(conn, _upsert_call_starts(), batch.call_starts)
     await _execute(conn, _upsert_call_ends(), batch.call_ends)
-    await _execute(conn, _upsert_segment_texts(), batch.segments)
+    first_texts = frozenset()
+    if batch.segments:
+        stored = await conn.execute(_upsert_segment_texts(), [_values(row) for row in batch.segments])
+        first_texts = frozenset(segment_id for segment_id, first in stored if first)
     await _execute(conn, _upsert_sentiments(), batch.sentiments)
     await _execute(
         conn, insert(_assist).on_conflict_do_nothing(index_elements=["event_id"]), batch.assist_events
@@ -93,6 +99,7 @@ async def write_batch(conn: AsyncConnection, batch: Batch) -> None:
         conn, _upsert_latest(_compliance, ["call_id", "rule_version", "item_id"]), batch.compliance
     )
     await _execute(conn, _upsert_rule_versions(), batch.rule_versions)
+    return first_texts
 
 
 async def _execute(conn: AsyncConnection, statement: Any, rows: Sequence[Any]) -> None:
@@ -161,7 +168,9 @@ def _upsert_segment_texts() -> Any:
             # the latency of the first write.
             "stored_at": func.coalesce(_segments.c.stored_at, func.clock_timestamp()),
         },
-    )
+        # Stored first by this transaction: stored_at is set from its own clock (>= its start,
+        # now()); a text stored before keeps the stamp of an earlier transaction.
+    ).returning(_segments.c.segment_id, _segments.c.stored_at >= func.now())
 
 
 def _upsert_sentiments() -> Any:

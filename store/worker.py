@@ -58,7 +58,7 @@ class Consumer(Protocol):
 
 
 class BatchWriter(Protocol):
-    async def write(self, batch: Batch) -> None: ...
+    async def write(self, batch: Batch) -> frozenset[str]: ...  # the segment ids stored first
 
 
 class DeadLetters(Protocol):
@@ -158,7 +158,7 @@ class SinkWorker:
         while True:
             started = time.perf_counter()
             try:
-                await self._writer.write(batch)
+                first_texts = await self._writer.write(batch)
             except DATABASE_ERRORS as exc:
                 self._last_error = error_code(exc)
                 if is_permanent(exc):
@@ -184,7 +184,7 @@ class SinkWorker:
                 outage_s = round(time.monotonic() - self._outage_since, 2)
                 log.info("database writes recovered", extra={"outage_s": outage_s, "retries": attempt})
                 self._outage_since = None
-            self._observe_written(batch)
+            self._observe_written(batch, first_texts)
             return _Outcome.WRITTEN
 
     async def _wait_for_retry(self, delay_s: float) -> bool:
@@ -202,13 +202,13 @@ class SinkWorker:
                     pass
         return self._stop.is_set()
 
-    def _observe_written(self, batch: Batch) -> None:
+    def _observe_written(self, batch: Batch, first_texts: frozenset[str]) -> None:
         for kind, rows in batch.tables().items():
             if rows:
                 metrics.ROWS_WRITTEN.labels(kind).inc(len(rows))
         now = time.time()
         for segment in batch.segments:  # first writes only: a re-sent or re-read final is no latency
-            if metrics.SEEN_FINALS.first(segment.call_id, segment.segment_id):
+            if segment.segment_id in first_texts:
                 metrics.FINAL_TO_ROW_SECONDS.observe(max(0.0, now - segment.emitted_at.timestamp()))
             else:
                 metrics.SEGMENTS_RESENT.inc()

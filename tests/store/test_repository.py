@@ -175,3 +175,20 @@ async def test_unreachable_database_is_a_retryable_error() -> None:
         assert not is_permanent(info.value)
     finally:
         await engine.dispose()
+
+
+async def test_a_write_names_the_segments_whose_text_it_stored_first(engine: AsyncEngine) -> None:
+    call_id = "r-first-texts"
+    first, second = ev.final(call_id, "customer", 0, "hello"), ev.final(call_id, "agent", 2000, "hi there")
+    repository = Repository(engine)
+
+    def batch(*events: Any):
+        return merge([row for row in (row_of(e) for e in events) if row is not None])
+
+    # The second turn's sentiment lands before its final: a row without text, not a stored text.
+    assert await repository.write(batch(ev.started(call_id), first, ev.sentiment(second, 0.4))) == {
+        first.segment_id
+    }
+    # Re-sent after a takeover (or re-read after a restart): already stored; the new one is first.
+    assert await repository.write(batch(first, second)) == {second.segment_id}
+    assert await repository.write(batch(first, second)) == frozenset()

@@ -70,7 +70,7 @@ class FakeWriter:
         self._poison = poison
         self._on_failure = on_failure
 
-    async def write(self, batch: Batch) -> None:
+    async def write(self, batch: Batch) -> frozenset[str]:
         self.attempts += 1
         if self.attempts <= self._outages:
             if self._on_failure:
@@ -79,6 +79,7 @@ class FakeWriter:
         if self._poison and any(s.text == self._poison for s in batch.segments):
             raise sa_exc.DataError("INSERT", {}, ValueError("refused"))
         self.batches.append(batch)
+        return frozenset(segment.segment_id for segment in batch.segments)
 
 
 class FakeDeadLetters:
