@@ -4,7 +4,7 @@ A leg's stream is *active* while it takes the leg's audio. A retired stream (a g
 it, an idle leg, a session that ended) takes no more audio but runs until its finals are out. A
 *failed* leg is given up on until its call ends: its frames are dropped. Closing a call ends its
 streams' input and waits for their finals; dropping it (its partition went to another worker)
-cancels them, since the new owner reads the call again from the committed offset.
+cancels them, since the new owner reads the call's audio again from the committed offset.
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ _Running = tuple[LegStream, asyncio.Task[None]]  # a stream and the task running
 class CallLegs:
     """Every stream and task of the worker's calls; tasks are made by `spawn` (the worker's TaskGroup)."""
 
-    def __init__(self, spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]) -> None:
+    def __init__(
+        self,
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
+        on_done: Callable[[LegStream], None] | None = None,
+    ) -> None:
         self._spawn = spawn
+        self._on_done = on_done  # called once a stream's task is done (its events all handed on)
         self._active: dict[tuple[str, Leg], LegStream] = {}
         self._streams: dict[str, list[_Running]] = {}  # the streams of each open call
         self._closing: dict[asyncio.Task[None], tuple[str, list[_Running]]] = {}  # closer: call, streams
@@ -57,6 +62,9 @@ class CallLegs:
     def open(self, stream: LegStream) -> LegStream:
         """Run `stream` in a task of its own; it takes its leg's audio from now on."""
         task = self._spawn(stream.run(), f"transcribe-leg-{stream.call_id}-{stream.leg}")
+        if self._on_done is not None:
+            on_done = self._on_done
+            task.add_done_callback(lambda _: on_done(stream))
         self._active[(stream.call_id, stream.leg)] = stream
         self._streams.setdefault(stream.call_id, []).append((stream, task))
         return stream

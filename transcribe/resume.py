@@ -1,11 +1,13 @@
-"""Resume, not redo: where the finals already emitted for a call end, per leg.
+"""Resume, not redo: which calls are open on a partition taken over, and where their finals end.
 
-A worker that takes a partition over reads its calls from the committed offset, which is the
-oldest open call's call.started: everything those calls said so far would be decoded again.
-Before handling the partition it reads the transcript topic's partition of the same number
-(both topics are keyed by call id, with the same partition count) for the finals of the last
-`lookback_s`, and skips the frames of each leg that lie before the end of that leg's last final:
-decoding starts at the turn in flight, whatever the call's length. Finals keep their
+A worker that takes a partition over reads it from the committed offset, which is the lowest
+offset an open call still needed (watermark.py): about the turn in flight of each leg, so the
+call.started of a call that began before it is not read again. Before handling the partition it
+reads the transcript topic's partition of the same number (both topics are keyed by call id,
+with the same partition count) for the last `lookback_s`: the call.started the transcriber
+emitted for each call still open there (the calls it opens without their audio call.started),
+and the finals, so that it skips the frames of each leg that lie before the end of that leg's
+last final: decoding starts at the turn in flight, whatever the call's length. Finals keep their
 deterministic ids (positions in the leg), so what the old owner emitted is never emitted again,
 and the new turns start where its finals ended, so none overlaps.
 """
@@ -15,16 +17,37 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.events import AudioFrame, Leg
 from pipeline.contract import InvalidEvent
-from transcribe.events import FinalSegment, TranscriptCallEnded, parse_transcript_event
+from transcribe.events import FinalSegment, TranscriptCallEnded, TranscriptCallStarted, parse_transcript_event
 
 log = logging.getLogger(__name__)
 
 Covered = dict[tuple[str, Leg], int]  # (call id, leg) -> end of the last final seen, ms in the leg
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCall:
+    """A call started on the transcript topic and not ended there: its partition, its
+    call.started as emitted, and when it was emitted (the record's timestamp, epoch seconds)."""
+
+    partition: int
+    started: TranscriptCallStarted
+    emitted_at: float
+
+
+@dataclass
+class ReadBack:
+    """What the transcript topic says about the partitions taken over."""
+
+    covered: Covered = field(default_factory=dict)
+    open_calls: dict[str, OpenCall] = field(default_factory=dict)
+    ended: dict[str, int] = field(default_factory=dict)  # call id -> partition: ended there already
+    complete: bool = True  # False: the read was cut short by its deadline
 
 
 class ResumePoints:
@@ -76,10 +99,10 @@ async def read_covered(
     lookback_s: float,
     deadline_s: float,
     idle_ms: int = 50,
-) -> Covered:
-    """The finals' ends per leg on these partitions of the transcript topic, from `lookback_s` ago
-    until past the end offsets and a fetch comes back empty (Tansu's end offset can fall short by
-    its last batch), or `deadline_s` passes.
+) -> ReadBack:
+    """The open calls and the finals' ends per leg on these partitions of the transcript topic,
+    from `lookback_s` ago until past the end offsets and a fetch comes back empty (Tansu's end
+    offset can fall short by its last batch), or `deadline_s` passes.
 
     `idle_ms` is short: once a position is past its end offset, the first record of the last
     batch was fetched, and with it the whole batch (a fetch returns whole batches, which the
@@ -88,7 +111,7 @@ async def read_covered(
     catch-up)."""
     tps = [TopicPartition(topic, p) for p in partitions]
     if not tps:
-        return {}
+        return ReadBack()
     consumer.assign(tps)
     since_ms = int((time.time() - lookback_s) * 1000)
     found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
@@ -100,7 +123,9 @@ async def read_covered(
             consumer.seek(tp, at.offset)
     ends = await consumer.end_offsets(tps)
     covered: Covered = {}
-    ended: set[str] = set()
+    ended: dict[str, int] = {}
+    starts: dict[str, OpenCall] = {}
+    complete = False
     started = time.monotonic()
     records = 0
     while time.monotonic() - started < deadline_s:
@@ -108,6 +133,7 @@ async def read_covered(
         if not batches:
             positions = [await consumer.position(tp) for tp in tps]
             if all(at >= ends[tp] for at, tp in zip(positions, tps, strict=True)):
+                complete = True
                 break
             continue
         for batch in batches.values():
@@ -120,24 +146,28 @@ async def read_covered(
                 if isinstance(event, FinalSegment):
                     key = (event.call_id, event.leg)
                     covered[key] = max(event.end_ms, covered.get(key, 0))
+                elif isinstance(event, TranscriptCallStarted):
+                    starts[event.call_id] = OpenCall(record.partition, event, record.timestamp / 1000)
                 elif isinstance(event, TranscriptCallEnded):
-                    ended.add(event.call_id)
-    else:
-        # Finals not seen could lie past what was read: resuming there would decode audio already
-        # final again, as turns cut differently (the same words twice, under other ids). Decoding
-        # the calls from their start instead re-sends the same finals with the same ids.
+                    ended[event.call_id] = record.partition
+    if not complete:
+        # What was read is used: frames are skipped only where a final was seen, but finals not
+        # seen yet could lie past it (that audio is decoded again, as turns cut differently), and
+        # a call whose call.started was not reached is unknown here (its frames dead-lettered).
         log.warning(
-            "transcript read for resume cut short; decoding from the start", extra={"deadline_s": deadline_s}
+            "transcript read for resume cut short; finals may be sent again",
+            extra={"deadline_s": deadline_s, "records": records},
         )
-        return {}
     covered = {key: end for key, end in covered.items() if key[0] not in ended}
+    open_calls = {call_id: call for call_id, call in starts.items() if call_id not in ended}
     log.info(
         "finals read for resume",
         extra={
             "partitions": sorted(tp.partition for tp in tps),
             "records": records,
             "legs": len(covered),
+            "open_calls": len(open_calls),
             "read_s": round(time.monotonic() - started, 2),
         },
     )
-    return covered
+    return ReadBack(covered, open_calls, ended, complete)

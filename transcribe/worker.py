@@ -30,12 +30,18 @@ from transcribe import metrics
 from transcribe.calls import CallState, CallTable, Rejected
 from transcribe.config import TranscribeConfig
 from transcribe.engines import session_factory_for
-from transcribe.events import LegError, TranscriptCallEnded, TranscriptCallStarted, TranscriptEvent
+from transcribe.events import (
+    FinalSegment,
+    LegError,
+    TranscriptCallEnded,
+    TranscriptCallStarted,
+    TranscriptEvent,
+)
 from transcribe.intake import Consumer, PartitionIntake, RebalanceListener
 from transcribe.language import call_language
 from transcribe.leg import LegStream
 from transcribe.registry import CallLegs
-from transcribe.resume import Covered, ResumePoints, read_covered
+from transcribe.resume import ReadBack, ResumePoints, read_covered
 from transcribe.session import SessionFactory, SpeechError
 
 log = logging.getLogger(__name__)
@@ -56,14 +62,14 @@ class TranscribeWorker:
         session_factory: SessionFactory,
         *,
         broker_probe: Callable[[], Awaitable[object]] | None = None,
-        read_covered: Callable[[set[int]], Awaitable[Covered]] | None = None,
+        read_covered: Callable[[set[int]], Awaitable[ReadBack]] | None = None,
     ) -> None:
         self._config = config
         self._producer = producer
         self._deadletters = DeadLetterSink.to_topic(producer, config.deadletter_topic, stage=STAGE)
         self._open_session = session_factory
         self._calls = CallTable()
-        self._legs = CallLegs(self._spawn)
+        self._legs = CallLegs(self._spawn, on_done=self._stream_done)
         self._intake = PartitionIntake(
             consumer,
             topic=config.audio_topic,
@@ -73,6 +79,16 @@ class TranscribeWorker:
             low_records=config.partition_low_records,
             fetch_max_records=config.fetch_max_records,
         )
+        # Without the transcript topic read back on a takeover (or with no lookback), a new owner
+        # would not know the calls whose call.started lies before the committed offset: the
+        # commit then stays at the oldest open call's start.
+        can_resume = read_covered is not None and config.resume_lookback_s > 0
+        self._intake.watermark.pin_call_starts = not can_resume
+        # call id -> its call.started as emitted on the transcript topic, and when (epoch s)
+        self._starts: dict[str, tuple[TranscriptCallStarted, float]] = {}
+        # partition -> calls that had ended there when it was taken over (their records read again
+        # from the committed offset are done with: finals and call.ended are out)
+        self._ended_before: dict[int, set[str]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._broker_probe = broker_probe
         self._capacity = asyncio.Event()  # set when a call leaves this worker
@@ -124,6 +140,12 @@ class TranscribeWorker:
         except InvalidEvent as exc:
             await self._deadletters.reject(record, exc.reason, exc.detail)
             return
+        if event.call_id in self._ended_before.get(record.partition, ()) and not self._calls.get(
+            event.call_id
+        ):
+            if isinstance(event, AudioFrame):
+                metrics.FRAMES_DROPPED.labels("already_final").inc()
+            return
         match event:
             case AudioFrame():
                 rejected = self._calls.check_frame(event)
@@ -143,7 +165,7 @@ class TranscribeWorker:
                     metrics.FRAMES_DROPPED.labels("already_final").inc()  # its finals are out
                     return
                 with log_context(leg=event.leg):  # the leg's tasks, started in there, keep it
-                    await self._feed(event, received_at)
+                    await self._feed(event, record, received_at)
             case CallStarted():
                 if self._calls.get(event.call_id) is None:
                     await self._room_for_a_call(record.partition)
@@ -154,7 +176,9 @@ class TranscribeWorker:
                 state.opened_at = state.last_audio_at = time.monotonic()
                 state.language = call_language(event.metadata, self._config.language)
                 self._intake.watermark.call_started(record.partition, event.call_id, record.offset)
-                await self._emit(TranscriptCallStarted(**event.model_dump(exclude={"type", "v"})))
+                await self._emit_call_started(
+                    TranscriptCallStarted(**event.model_dump(exclude={"type", "v"}))
+                )
             case CallEnded():
                 ended = self._calls.end(event.call_id)
                 if isinstance(ended, Rejected):
@@ -162,6 +186,7 @@ class TranscribeWorker:
                         metrics.RECORDS_AFTER_CALL_END.inc()
                     await self._deadletters.reject(record, ended.reason, ended.detail)
                     return
+                self._intake.watermark.call_ending(record.partition, event.call_id, record.offset)
                 self._legs.close(event.call_id, functools.partial(self._call_closed, ended, event))
                 self._capacity.set()
 
@@ -185,10 +210,29 @@ class TranscribeWorker:
         log.info("partition takes new calls again", extra={"partition": partition, "held_s": held_s})
 
     async def _end_stale_calls_every(self, tick_s: float) -> None:
-        """Every `tick_s`, end the calls that went silent or ran too long without a call.ended."""
+        """Every `tick_s`, end the calls that went silent or ran too long without a call.ended, and
+        emit again the call.started of calls open for half the resume lookback."""
         while True:
             await asyncio.sleep(tick_s)
             self.end_stale_calls(time.monotonic())
+            await self.refresh_call_starts(time.time())
+
+    async def refresh_call_starts(self, now: float) -> list[str]:
+        """Emit again the call.started of the open calls whose last one went out half the resume
+        lookback ago (by epoch time `now`), so a worker taking the call over still finds it on the
+        transcript topic however long the call; returns their ids."""
+        if self._intake.watermark.pin_call_starts:
+            return []
+        refreshed = []
+        for call_id, (started, emitted_at) in list(self._starts.items()):
+            if now - emitted_at >= self._config.resume_lookback_s / 2 and self._calls.get(call_id):
+                await self._emit_call_started(started)
+                refreshed.append(call_id)
+        return refreshed
+
+    async def _emit_call_started(self, started: TranscriptCallStarted) -> None:
+        self._starts[started.call_id] = (started, time.time())
+        await self._emit(started)
 
     def end_stale_calls(self, now: float) -> list[str]:
         """End here, as if their call.ended had come, the calls with no audio for idle_call_timeout_s
@@ -212,12 +256,18 @@ class TranscribeWorker:
             stale.append(state.call_id)
         return stale
 
-    async def _feed(self, frame: AudioFrame, received_at: float) -> None:
+    async def _feed(
+        self, frame: AudioFrame, record: ConsumerRecord[bytes, bytes], received_at: float
+    ) -> None:
         call_id, leg = frame.call_id, frame.leg
         stream = await self._legs.stream_for(frame, self._new_leg)
         if stream is None:
             metrics.FRAMES_DROPPED.labels("leg_failed").inc()
             return
+        # Needed again after a crash until a final of the stream covers it (watermark.py).
+        self._intake.watermark.frame_fed(
+            stream, record.partition, record.offset, frame.offset_samples, frame.sample_rate_hz
+        )
         try:
             # A session that takes no audio for this long is stalled: fail the leg, not the partition.
             async with asyncio.timeout(self._config.leg_stall_timeout_s):
@@ -236,7 +286,18 @@ class TranscribeWorker:
         language = state.language if state is not None else None
         session = self._open_session(call_id=frame.call_id, leg=frame.leg, language=language)
         gap = self._config.max_gap_fill_ms * 16
-        return LegStream.from_frame(frame, session=session, emit=self._emit, max_gap_samples=gap)
+        streams: list[LegStream] = []
+
+        async def emit(event: TranscriptEvent) -> None:
+            await self._emit(event)
+            if isinstance(event, FinalSegment):  # enqueued: the next commit flushes it first
+                self._intake.watermark.final_out(streams[0], event.end_ms)
+
+        streams.append(LegStream.from_frame(frame, session=session, emit=emit, max_gap_samples=gap))
+        return streams[0]
+
+    def _stream_done(self, stream: LegStream) -> None:
+        self._intake.watermark.stream_done(stream)
 
     async def _report_leg_once(self, call_id: str, leg: Leg, code: str) -> None:
         """A LegError for input the leg cannot take (e.g. its codec changed), once per call and leg."""
@@ -248,6 +309,7 @@ class TranscribeWorker:
         """Both legs' finals are out: emit call.ended after them, and let the watermark pass the call."""
         await self._emit(TranscriptCallEnded(**event.model_dump(exclude={"type", "v"})))
         self._intake.watermark.call_closed(state.partition, state.call_id)
+        self._starts.pop(state.call_id, None)
         self._resume.forget(state.call_id)
         metrics.LEG_FEED.forget(state.call_id)
 
@@ -265,8 +327,10 @@ class TranscribeWorker:
         """Drop, without finishing them, the calls of the partitions this rebalance took away; the
         calls of partitions assigned back go on as if nothing happened (no re-read, no gap)."""
         for tp in self._intake.assigned(assigned):
+            self._ended_before.pop(tp.partition, None)
             for state in self._calls.drop_partition(tp.partition):
                 self._legs.drop(state.call_id)
+                self._starts.pop(state.call_id, None)
                 self._resume.forget(state.call_id)
                 metrics.LEG_FEED.forget(state.call_id)
                 self._capacity.set()
@@ -277,9 +341,31 @@ class TranscribeWorker:
             # runs on during this callback: hold the new partitions until the finals are read.
             self._consumer.pause(*new)
             try:
-                self._resume.add(await self._read_covered({tp.partition for tp in new}))
+                read = await self._read_covered({tp.partition for tp in new})
+                self._resume.add(read.covered)
+                self._open_calls_read_back(read)
             finally:
                 self._consumer.resume(*(new & self._consumer.assignment()))
+
+    def _open_calls_read_back(self, read: ReadBack) -> None:
+        """Open the calls still open on the partitions taken over, from their call.started on the
+        transcript topic: the committed offset may lie past their audio call.started (which, if
+        read again, is then a duplicate). Not emitted again; they were open already, so they are
+        not held for max_live_calls either. The records of calls that ended there already, if read
+        again, are dropped: their finals and call.ended are out."""
+        for call_id, partition in read.ended.items():
+            self._ended_before.setdefault(partition, set()).add(call_id)
+        opened = 0
+        for call_id, call in read.open_calls.items():
+            state = self._calls.start(call_id, call.partition, -1)  # its audio offset is not known
+            if state is None:
+                continue
+            opened += 1
+            state.opened_at = state.last_audio_at = time.monotonic()
+            state.language = call_language(call.started.metadata, self._config.language)
+            self._starts[call_id] = (call.started, call.emitted_at)
+        if opened:
+            log.info("calls opened from the transcript topic", extra={"calls": opened})
 
 
 async def run(

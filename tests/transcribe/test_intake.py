@@ -93,13 +93,14 @@ async def test_a_commit_flushes_the_producer_first_and_commits_the_next_offset_t
     assert consumer.log == ["flush", "commit"]
 
 
-async def test_the_commit_stays_at_the_start_of_the_oldest_open_call() -> None:
+async def test_the_commit_stays_at_the_first_frame_no_final_covers() -> None:
     consumer, handled = FakeConsumer(TOPIC), Handled()
     intake = make_intake(consumer, handled)
+    stream = object()
 
     async def call_starts_at_offset_1(record: ConsumerRecord[bytes, bytes]) -> None:
         if record.offset == 1:
-            intake.watermark.call_started(record.partition, "c1", record.offset)
+            intake.watermark.frame_fed(stream, record.partition, record.offset, 0, 8_000)
 
     handled.on_record = call_starts_at_offset_1
     consumer.deliver(0, 4)
@@ -107,7 +108,7 @@ async def test_the_commit_stays_at_the_start_of_the_oldest_open_call() -> None:
     await handle(intake, P0, 4)
 
     await intake.commit()
-    intake.watermark.call_closed(0, "c1")
+    intake.watermark.final_out(stream, 20)
     await intake.commit()
 
     assert consumer.commits == [{P0: 1}, {P0: 4}]

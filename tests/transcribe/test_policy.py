@@ -8,8 +8,8 @@ from transcribe.timeline import LegTimeline, Placement
 from transcribe.watermark import CommitWatermark
 
 
-def test_commit_holds_at_the_oldest_open_calls_start():
-    wm = CommitWatermark()
+def test_without_a_read_back_the_commit_holds_at_the_oldest_open_calls_start():
+    wm = CommitWatermark(pin_call_starts=True)
     wm.call_started(0, "a", 10)
     wm.consumed(0, 11)
     wm.call_started(0, "b", 12)
@@ -19,6 +19,43 @@ def test_commit_holds_at_the_oldest_open_calls_start():
     assert wm.to_commit() == {0: 12}
     wm.call_closed(0, "b")
     assert wm.to_commit() == {0: 41}
+
+
+def test_the_commit_holds_at_each_streams_first_frame_no_final_covers():
+    wm = CommitWatermark()
+    wm.call_started(0, "a", 10)
+    agent, customer = object(), object()  # two legs' streams; 8 kHz, 160 samples (20 ms) a frame
+    for i in range(50):  # offsets 11..60: the legs' frames alternate, frame n of a leg at n*160
+        wm.frame_fed(agent if i % 2 == 0 else customer, 0, 11 + i, (i // 2) * 160, 8_000)
+        wm.consumed(0, 11 + i)
+    assert wm.to_commit() == {0: 11}  # no final yet: the leg's first frame, not the call.started
+
+    wm.final_out(agent, 200)  # agent frames 0..9 (0-200 ms) covered: agent's next is frame 10, offset 31
+    assert wm.safe_offset(0) == 12  # the customer leg's first frame still needed
+    wm.final_out(customer, 310)  # frames starting before 310 ms (0..15) covered: frame 16, offset 44
+    assert wm.safe_offset(0) == 31
+    wm.final_out(agent, 500)  # every agent frame fed (0..24, up to 500 ms) covered
+    assert wm.safe_offset(0) == 44
+    wm.call_ending(0, "a", 61)
+    wm.consumed(0, 61)
+    wm.stream_done(customer)  # its session ended and its last final went out
+    assert wm.to_commit() == {0: 61}  # the call.ended is needed until the call is closed
+    wm.committed({0: 61})
+    wm.call_closed(0, "a")
+    assert wm.to_commit() == {0: 62}
+
+
+def test_a_partition_s_uncovered_frames_do_not_hold_another_partition():
+    wm = CommitWatermark()
+    stream = object()
+    wm.frame_fed(stream, 1, 5, 0, 8_000)
+    wm.consumed(1, 5)
+    wm.consumed(0, 7)
+    assert wm.to_commit() == {0: 8, 1: 5}
+    wm.forget(1)
+    assert wm.to_commit() == {0: 8}
+    wm.final_out(stream, 1_000)  # a stream of a forgotten partition: nothing to do
+    assert wm.to_commit() == {0: 8}
 
 
 def test_commit_reports_only_offsets_that_moved():
@@ -31,7 +68,7 @@ def test_commit_reports_only_offsets_that_moved():
 
 
 def test_partitions_are_independent_and_forgotten_on_revoke():
-    wm = CommitWatermark()
+    wm = CommitWatermark(pin_call_starts=True)
     wm.call_started(0, "a", 3)
     wm.consumed(1, 8)
     assert wm.to_commit() == {0: 3, 1: 9}

@@ -10,7 +10,14 @@ from aiokafka import AIOKafkaConsumer
 from ingest.events import AudioFrame, Codec
 from pipeline.kafka import create_topics, make_producer
 from pipeline.topics import TOPICS
-from transcribe.events import FinalSegment, PartialSegment, StageTimes, TranscriptCallEnded, segment_id
+from transcribe.events import (
+    FinalSegment,
+    PartialSegment,
+    StageTimes,
+    TranscriptCallEnded,
+    TranscriptCallStarted,
+    segment_id,
+)
 from transcribe.resume import ResumePoints, read_covered
 
 pytestmark = pytest.mark.e2e
@@ -44,12 +51,15 @@ def _frame(call_id: str, offset_samples: int) -> AudioFrame:
     )
 
 
-async def test_the_finals_of_open_calls_say_where_each_leg_resumes(bootstrap) -> None:
+async def test_the_open_calls_and_where_each_leg_resumes_are_read_back(bootstrap) -> None:
     await create_topics(bootstrap, partitions=2)
+    sent_from = time.time()
     producer = make_producer(bootstrap, client_id="test-resume")
     await producer.start()
     try:
         for value in (
+            TranscriptCallStarted(call_id="open", started_at=1.0, queue="billing").to_bytes(),
+            TranscriptCallStarted(call_id="gone", started_at=2.0).to_bytes(),
             _final("open", "customer", 0, 1_200),
             _final("open", "customer", 1_500, 2_750),
             _final("open", "agent", 300, 900),
@@ -64,13 +74,19 @@ async def test_the_finals_of_open_calls_say_where_each_leg_resumes(bootstrap) ->
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await reader.start()
     try:
-        covered = await read_covered(reader, TOPICS.transcripts, {1}, lookback_s=600, deadline_s=10)
+        read = await read_covered(reader, TOPICS.transcripts, {1}, lookback_s=600, deadline_s=10)
         cut_short = await read_covered(reader, TOPICS.transcripts, {1}, lookback_s=600, deadline_s=0)
+        other = await read_covered(reader, TOPICS.transcripts, {0}, lookback_s=600, deadline_s=10)
     finally:
         await reader.stop()
 
-    assert covered == {("open", "customer"): 2_750, ("open", "agent"): 900}  # ended calls need nothing
-    assert cut_short == {}  # unsure where finals end: decode from the start (same ids) rather than overlap
+    covered = read.covered
+    assert read.complete and covered == {("open", "customer"): 2_750, ("open", "agent"): 900}  # not ended
+    (call,) = read.open_calls.values()  # the call a new owner opens without its audio call.started
+    assert (call.partition, call.started.call_id, call.started.queue) == (1, "open", "billing")
+    assert sent_from - 0.01 <= call.emitted_at <= time.time()  # the record's timestamp (s), for the refresh
+    assert not cut_short.complete and cut_short.covered == {} and cut_short.open_calls == {}
+    assert other.complete and other.open_calls == {} and other.covered == {}
 
     points = ResumePoints()
     points.add(covered)

@@ -18,7 +18,8 @@ from tests.transcribe.calls import call_records, frames_of
 from tests.transcribe.fakes import FakeConsumer, FakeProducer, FakeSessionFactory
 from transcribe import metrics
 from transcribe.config import TranscribeConfig
-from transcribe.events import FinalSegment, parse_transcript_event
+from transcribe.events import FinalSegment, TranscriptCallStarted, parse_transcript_event
+from transcribe.resume import OpenCall, ReadBack
 from transcribe.worker import TranscribeWorker
 
 P0 = TopicPartition(TOPICS.audio, 0)
@@ -159,10 +160,10 @@ async def test_a_partition_taken_over_is_decoded_from_where_the_finals_already_o
     running = Running()
     reads: list[set[int]] = []
 
-    async def read_covered(partitions: set[int]) -> dict:
+    async def read_covered(partitions: set[int]) -> ReadBack:
         reads.append(partitions)
         assert running.consumer.paused == {P0}  # nothing is handled before the finals are known
-        return {("c1", "customer"): 600}
+        return ReadBack(covered={("c1", "customer"): 600})
 
     config = TranscribeConfig(metrics_address="off", commit_interval_s=0.05)
     running.worker = TranscribeWorker(
@@ -201,3 +202,68 @@ async def test_a_planned_stop_finishes_the_turns_in_flight_and_leaves_the_call_o
     (session,) = running.sessions.sessions[("c1", "customer")]
     assert session.ended  # its input was ended, not cancelled
     assert running.consumer.log[-2:] == ["flush", "commit"] and running.consumer.commits[-1] == {P0: 0}
+
+
+def _resuming(read: ReadBack) -> Running:
+    """A worker that reads the transcript topic back on a takeover (here: `read`)."""
+    running = Running()
+
+    async def read_covered(partitions: set[int]) -> ReadBack:
+        return read
+
+    config = TranscribeConfig(metrics_address="off", commit_interval_s=60)
+    running.worker = TranscribeWorker(
+        config, running.consumer, running.producer, running.sessions, read_covered=read_covered
+    )
+    return running
+
+
+async def test_an_open_call_is_committed_up_to_its_turn_in_flight_not_its_start() -> None:
+    running = _resuming(ReadBack())
+    records = one_second_call("c1")
+    running.consumer.deliver(0, values=records[:36])  # call.started + 35 frames: 700 ms, a turn in flight
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(lambda: running.types().count("segment.final") == 3)
+    watermark = running.worker._intake.watermark
+    # Finals cover 0-600 ms; the turn in flight starts at frame 30 (600 ms), record offset 31.
+    assert watermark.to_commit() == {0: 31}
+    assert await running.worker.refresh_call_starts(time.time() + 60) == []
+    assert await running.worker.refresh_call_starts(time.time() + 1_800) == ["c1"]  # half the lookback
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    assert running.types().count("call.started") == 2  # emitted again: a takeover still finds it
+    assert running.consumer.commits[-1] == {P0: 36}  # the drain's final covers the turn in flight
+
+
+async def test_a_call_taken_over_past_its_start_is_opened_from_the_transcript_topic() -> None:
+    started = TranscriptCallStarted(call_id="c1", started_at=time.time(), metadata={"language": "en"})
+    read = ReadBack(
+        covered={("c1", "customer"): 600},
+        open_calls={"c1": OpenCall(0, started, time.time())},
+        ended={"c0": 0},
+    )
+    running = _resuming(read)
+    await running.worker.partitions_revoked(set())
+    await running.worker.partitions_assigned({P0})
+    # Committed at the old owner's turn in flight: from frame 30 (600 ms) on, then call.ended. A
+    # call the transcript topic does not know still has its frames dead-lettered; one it says has
+    # ended (its last records read again) is done with.
+    running.consumer.deliver(
+        0, values=one_second_call("c0")[-3:] + one_second_call("c1")[31:] + one_second_call("c2")[1:3]
+    )
+
+    serving = asyncio.create_task(running.worker.serve(running.stop), name="test-serve")
+    await running.producer.wait_until(
+        lambda: "call.ended" in running.types() and len(running.producer.values(TOPICS.deadletter)) == 2
+    )
+    running.stop.set()
+    await asyncio.wait_for(serving, 10)
+
+    finals = [e for e in running.transcripts() if isinstance(e, FinalSegment)]
+    assert [(f.start_ms, f.end_ms) for f in finals] == [(600, 800), (800, 1000)]
+    assert running.types() == ["segment.final", "segment.final", "call.ended"]  # no call.started again
+    dead = running.producer.values(TOPICS.deadletter)
+    assert len(dead) == 2 and all(b"call_not_started" in v for v in dead)  # c2's two frames; c0's none
+    assert running.sessions.languages[("c1", "customer")] == "en"
