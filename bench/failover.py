@@ -10,7 +10,9 @@ calls of real speech replayed live, one on each partition. Scenarios:
   just after and 15-35 s after the thaw.
 - long: kill -9 of B during one call of `--minutes` (default 1, then 10): the call's first part
   is sent at once and transcribed by B at its own pace, then real time; B is killed once its
-  finals are live. Catch-up should not grow with the call's length.
+  finals are live. Catch-up should not grow with the call's length. Also printed: B's last
+  committed offset and where in the call its frame lies (`committed_at_call_s`, beside
+  `call_s_at_kill`): A reads the audio from there.
 - rolling: the whole pipeline (two transcription workers, analyze, store, PostgreSQL); every stage
   is restarted in turn (SIGTERM, start, rejoin) during live calls: final latency before and
   during (to the transcript topic and to PostgreSQL), turns lost, turns stored twice.
@@ -145,6 +147,39 @@ class _Bench:
                 worker.signal(signal.SIGTERM)
                 with contextlib.suppress(AssertionError):
                     await worker.wait(15)
+
+
+async def _committed_audio_s(bootstrap: str, partition: int) -> tuple[int, float]:
+    """The transcription group's committed offset on `partition` of the audio topic, and where in
+    its call the record there lies (s of audio; -1 when it is not a frame): where the next owner
+    starts reading."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from ingest.events import AudioFrame, parse_audio_record
+    from pipeline.topics import TOPICS
+    from transcribe.config import TranscribeConfig
+
+    tp = TopicPartition(TOPICS.audio, partition)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        group = TranscribeConfig.model_fields["group_id"].default
+        offset = (await admin.list_consumer_group_offsets(group, partitions=[tp]))[tp].offset
+    finally:
+        await admin.close()
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        reader.assign([tp])
+        reader.seek(tp, offset)
+        batch = (await reader.getmany(tp, timeout_ms=2_000, max_records=1)).get(tp, [])
+    finally:
+        await reader.stop()
+    event = parse_audio_record(batch[0].value) if batch else None
+    if isinstance(event, AudioFrame):
+        return offset, round(event.offset_samples / event.sample_rate_hz, 1)
+    return offset, -1.0
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -338,6 +373,7 @@ async def run_long(minutes: float, tree: Path | None, timeline: bool = False) ->
         call_s_at_kill = time.time() - seen.started_at
         finals_before = len(seen.finals)
         await b.wait(30)
+        committed = await _committed_audio_s(bench.bootstrap, b_part)  # b's last commit: a reads from there
         owned_at = await bench.owns_every_partition(a, a_assignments)
 
         def a_live() -> bool:
@@ -354,6 +390,8 @@ async def run_long(minutes: float, tree: Path | None, timeline: bool = False) ->
     out: dict[str, float | int | str] = {"scenario": "long", "tree": str(tree or "current")}
     out["call_minutes_at_kill"] = round(call_s_at_kill / 60, 1)
     out["finals_before_kill"] = finals_before
+    out["committed_offset"], out["committed_at_call_s"] = committed
+    out["call_s_at_kill"] = round(call_s_at_kill, 1)
     out["detection_s"] = round(owned_at - (failed_at + to_wall), 1)
     out.update(_moved_figures(seen, failed_at, owned_at, to_wall))
     resumed = [line for line in a.lines() if line.get("msg") == "leg decoding resumes after its finals"]

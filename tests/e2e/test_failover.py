@@ -169,6 +169,11 @@ async def test_a_worker_joining_and_leaving_leaves_the_other_workers_calls_alone
 async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootstrap, tmp_path):
     async def kill_b(workers, tap, calls):
         a, b, moved = await _b_joined(workers, tap, calls, tmp_path, bootstrap)
+        # B commits every second: with finals out for 2.5 s more, its commit is past the calls'
+        # call.started, so a has to open them from the transcript topic.
+        await until(
+            "for b's finals 2.5 s on", _new_finals(tap, moved, time.monotonic() + 2.5), 30, workers=workers
+        )
         assignments_before = len(assigned_partitions(a))
         killed_at = b.signal(signal.SIGKILL)
         await b.proc.wait()
@@ -190,11 +195,13 @@ async def test_a_killed_worker_s_calls_move_and_the_survivor_s_calls_stay(bootst
         )
         first_new = max(tap.calls[c].finals[before[c]].at for c in moved) - killed_at
         print(f"kill -9 -> first new final of every moved call: {first_new:.1f} s")
-        return {"kept": _kept_by_a(a), "moved": moved}
+        opened = sum(line["calls"] for line in a.logged("calls opened from the transcript topic"))
+        return {"kept": _kept_by_a(a), "moved": moved, "opened": opened}
 
     tap, calls, seen = await _run(bootstrap, tmp_path, kill_b)
 
     assert seen["kept"] and seen["moved"], seen
+    assert seen["opened"] == len(seen["moved"]), seen  # resumed past their call.started, not re-read
     _assert_said_once(tap, calls)  # the survivor's calls as the moved ones
     _assert_nothing_lost(tap, calls)
 
