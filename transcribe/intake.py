@@ -191,7 +191,7 @@ class PartitionIntake:
     def assigned(self, assigned: set[TopicPartition]) -> set[TopicPartition]:
         """Assignment half: returns the partitions lost (revoked, not assigned back), which stop
         being handled and are forgotten. A partition that came back is read on from where this
-        worker had fetched, not from the committed offset (its open calls' start), and stays
+        worker had fetched, not from the committed offset (its open calls' turns in flight), and stays
         paused if it was."""
         lost = self._revoked - assigned
         kept = self._revoked & assigned
