@@ -18,7 +18,7 @@ class Rejected:
 class CallState:
     call_id: str
     partition: int
-    started_offset: int
+    started_offset: int  # of its call.started on the audio topic; -1: opened from the transcript topic
     leg_formats: dict[Leg, tuple[Codec, int]] = field(default_factory=dict)
     opened_at: float = 0.0  # monotonic times, set by the worker: when it opened the call here,
     last_audio_at: float = 0.0  # and when a frame of it last came
