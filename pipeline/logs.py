@@ -107,7 +107,7 @@ MESSAGE_ERROR_CODES: Mapping[str, str] = {
     "realtime engine stalled": "engine_stalled",
     "utterance ended by the server's length limit": "engine_limit",
     "at max_live_calls: partition held at a new call": "capacity_limit",
-    "transcript read for resume cut short; decoding from the start": "resume_incomplete",
+    "transcript read for resume cut short; finals may be sent again": "resume_incomplete",
     "rule file rejected; keeping the running rules": "rules_rejected",
     "rule names an unknown knowledge article": "rules_rejected",
     "assist policy failed": "analysis_failed",
