@@ -73,7 +73,9 @@ class TranscribeConfig(StageSettings):
     max_silence_ms: int = Field(600, ge=100)
     pre_roll_ms: int = Field(200, ge=0)
     post_roll_ms: int = Field(150, ge=0)
-    max_turn_ms: int = Field(9_500, ge=1_000, le=9_800)
+    # A turn's final is one decode of the whole turn (Whisper's 30 s window past 10 s); a turn
+    # reaching this is cut at the quietest point of its last cut_search_ms. At most the window.
+    max_turn_ms: int = Field(28_000, ge=1_000, le=29_500)
     partial_interval_ms: int = Field(1_000, ge=200)
     first_partial_ms: int = Field(500, ge=100)  # speech before a turn's first partial
     cut_search_ms: int = Field(3_000, ge=100)  # a too-long turn is cut at the quietest point of its last ms

@@ -5,6 +5,13 @@ process-wide DecodeScheduler (which batches the decodes of all sessions); `emit`
 results in submission order and emits events. Finals are never dropped; a partial waiting to be
 decoded is replaced by a newer one. A turn is decoded as soon as its end is known (early_final.py),
 so most finals are ready when the segmenter confirms the end.
+
+A turn's final is one decode of the whole turn (up to the segmenter's max_turn_ms, 28 s: the
+engine decodes a clip over 10 s in Whisper's 30 s window). Its partials decode at most
+`partial_window_ms` of the turn's end (the engine's cheap 10 s window): past that, the partial's
+text is the text of the earlier partials' segments (Whisper's timestamps) that end before the
+window, then the window's own decode. A turn past partial_window_ms gets no early decode at its
+pauses (each would cost a 30 s-window decode): its final is decoded once, when the turn ends.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStar
 from transcribe.session import EngineFailure, FinalText, PartialText, SessionError
 from transcribe.session_base import END, QueuedSession
 from transcribe.vad import VadStream
-from transcribe.whisper_engine import SAMPLE_RATE_HZ, Transcription, WhisperEngine
+from transcribe.whisper_engine import LONG_WINDOW_SAMPLES, SAMPLE_RATE_HZ, Transcription, WhisperEngine
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 class LocalSessionConfig:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     partial_interval_ms: int = 1_000  # audio of an open turn between two partial requests
+    partial_window_ms: int = 9_500  # a partial decodes at most this much of its turn's end
     first_partial_ms: int = 500  # speech (from the onset) before a turn's first partial request
     max_queued_chunks: int = 50  # send_audio waits beyond this (50 frames of 20 ms = 1 s)
     max_pending_finals: int = 4  # turns ended but not yet decoded; processing waits beyond this
@@ -55,6 +63,11 @@ class _Job:
     result: asyncio.Future[Transcription | None]  # None: a newer partial replaced this one
     words_from: int | None = None  # a turn next to a cut inside speech: keep the words whose
     words_until: int | None = None  # middle lies in [words_from, words_until) (sample positions)
+    clip_start: int | None = None  # first sample decoded, when not start_sample (a long turn's partial)
+    prefix: str = ""  # a long turn's partial: text of the turn before clip_start
+
+
+MAX_TURN_MS = LONG_WINDOW_SAMPLES * 1000 // SAMPLE_RATE_HZ - 500  # a final is one decode: it must fit
 
 
 def _ms(samples: int) -> int:
@@ -73,6 +86,8 @@ class LocalSession(QueuedSession):
         scheduler: DecodeScheduler | None = None,
     ) -> None:
         config = config or LocalSessionConfig()
+        if config.segmenter.max_turn_ms > MAX_TURN_MS:
+            raise ValueError(f"max_turn_ms must fit the engine's 30 s window (at most {MAX_TURN_MS})")
         super().__init__(
             max_queued_chunks=config.max_queued_chunks, events_queue_size=config.events_queue_size
         )
@@ -94,6 +109,10 @@ class LocalSession(QueuedSession):
         self._revisions: dict[int, int] = {}  # turn start -> partials emitted; popped by the final
         self._onsets: dict[int, int] = {}  # turn start -> reported start (speech onset); popped by the final
         self._words_from: dict[int, int] = {}  # turn start -> words_from of a turn that follows a cut
+        # A long turn's partials: turn start -> (first sample of the partial window, text before it),
+        # and the segments (absolute start, end, text) of its latest decoded partial.
+        self._partial_tail: dict[int, tuple[int, str]] = {}
+        self._partial_segments: dict[int, list[tuple[int, int, str]]] = {}
 
     def _start(self) -> list[asyncio.Task[None]]:
         return [
@@ -184,13 +203,44 @@ class LocalSession(QueuedSession):
         start = self._segmenter.turn_start
         position = self._segmenter.position
         early = self._early.push(probability, start, position) if self.config.early_final else None
+        limit = self.config.segmenter.samples(self.config.partial_window_ms)
+        if early and early[1] - early[0] > limit:
+            # A turn past the short window: its final is one 30 s-window decode (~6x the encoder
+            # cost of 10 s), decoded once at the turn's end, not at every pause of a long turn.
+            early = None
         interval = self.config.segmenter.samples(self.config.partial_interval_ms)
         if start is None or (early is None and position - self._last_partial_at < interval):
             return
         self._last_partial_at = position
         async with self._changed:
-            job = self._submit("partial", *(early or (start, position)), final_pass=bool(early))
+            if early:
+                job = self._submit("partial", *early, final_pass=True)
+            else:
+                clip_start, prefix = self._partial_window(start, position)
+                job = self._submit("partial", start, position, clip_start=clip_start, prefix=prefix)
             self._early_job = job if early else None
+
+    def _partial_window(self, start: int, position: int) -> tuple[int, str]:
+        """Where a partial of the turn at `start` begins, and the turn's text before that.
+
+        Within partial_window_ms of the turn's start: the whole turn. Past it, the window starts at
+        the first end of an earlier partial's segment (a pause, by Whisper's timestamps) that
+        leaves it no longer than partial_window_ms, else exactly that long; the segments ending
+        by then are the text before it.
+        """
+        limit = self.config.segmenter.samples(self.config.partial_window_ms)
+        clip_start, prefix = self._partial_tail.get(start, (start, ""))
+        if position - clip_start <= limit:
+            return clip_start, prefix
+        lo = position - limit
+        segments = [s for s in self._partial_segments.get(start, []) if s[0] >= clip_start]
+        ends = [end for _, end, _ in segments if lo <= end < position]
+        boundary = min(ends) if ends else lo
+        kept = " ".join(text for _, end, text in segments if end <= boundary and text)
+        prefix = f"{prefix} {kept}".strip()
+        self._partial_tail[start] = (boundary, prefix)
+        self._partial_segments[start] = [s for s in segments if s[1] > boundary]
+        return boundary, prefix
 
     def _submit(
         self,
@@ -200,9 +250,11 @@ class LocalSession(QueuedSession):
         *,
         words: tuple[int | None, int | None] | None = None,
         final_pass: bool = False,
+        clip_start: int | None = None,
+        prefix: str = "",
     ) -> _Job:
         """Hand a clip to the scheduler (caller holds `_changed`); latest partial wins there."""
-        audio = self._ring.slice(start, end)
+        audio = self._ring.slice(start if clip_start is None else clip_start, end)
         options: dict[str, Any] = {"language": self.config.language} if self.config.language else {}
         if self.config.two_pass and final_pass:
             options["final_pass"] = True
@@ -210,7 +262,7 @@ class LocalSession(QueuedSession):
             future = self._scheduler.submit(self._id, kind, audio, **options)
         else:  # word timestamps cost an alignment pass: asked for only next to a cut in speech
             future = self._scheduler.submit(self._id, kind, audio, words=True, **options)
-        job = _Job(kind, start, end, future, *(words or (None, None)))
+        job = _Job(kind, start, end, future, *(words or (None, None)), clip_start, prefix)
         self._jobs.append(job)
         self._pending_finals += kind == "final"
         self._changed.notify_all()
@@ -283,12 +335,23 @@ class LocalSession(QueuedSession):
         onset = self._onsets.get(job.start_sample, job.start_sample)
         start_ms, end_ms = _ms(onset), _ms(job.words_until or job.end_sample)
         if job.kind == "partial":
-            if result.text:
+            origin = job.start_sample if job.clip_start is None else job.clip_start
+            if job.start_sample in self._onsets:  # the turn is still open: later partials build on these
+                self._partial_segments[job.start_sample] = [
+                    (origin + int(s.start_s * SAMPLE_RATE_HZ), origin + int(s.end_s * SAMPLE_RATE_HZ), s.text)
+                    for s in result.segments
+                    # closed by a timestamp (an unclosed last segment ends at the clip's end)
+                    if origin + int(s.end_s * SAMPLE_RATE_HZ) < job.end_sample - SAMPLE_RATE_HZ // 10
+                ]
+            text = f"{job.prefix} {result.text}".strip()
+            if text:
                 revision = self._revisions.get(job.start_sample, 0)
                 self._revisions[job.start_sample] = revision + 1
-                await self._events.put(PartialText(start_ms, end_ms, result.text, revision))
+                await self._events.put(PartialText(start_ms, end_ms, text, revision))
             return
         self._onsets.pop(job.start_sample, None)
+        self._partial_tail.pop(job.start_sample, None)
+        self._partial_segments.pop(job.start_sample, None)
         # An empty final is only worth sending when it has partials to replace.
         if result.text or self._revisions.pop(job.start_sample, 0):
             await self._events.put(FinalText(start_ms, end_ms, result.text, result.confidence))

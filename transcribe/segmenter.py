@@ -31,7 +31,10 @@ class SegmenterConfig:
     onset_loud_db: float = 20.0
     onset_min_dbfs: float = -40.0  # room tone of a quiet line sits at -45 to -50
     post_roll_ms: int = 150  # audio kept after the last speech window
-    max_turn_ms: int = 9_500  # a turn must fit the engine's 10 s decode window
+    # A turn's final is decoded whole, in Whisper's 30 s window when it is longer than 10 s (a cut
+    # loses words at its edges); only a turn reaching this is cut. LocalSession takes at most
+    # 29.5 s (the window); the realtime session cuts its turns itself (10**9 here).
+    max_turn_ms: int = 28_000
     cut_search_ms: int = 3_000  # a too-long turn is cut at the quietest window of its last seconds
     cut_overlap_ms: int = 1_000  # a cut inside speech: the next turn re-decodes this much before it
     window_samples: int = 512

@@ -1,5 +1,9 @@
 """Whisper (tiny.en by default) through CTranslate2, decoding short turns in a 10 s window.
 
+A clip longer than 10 s (a long turn's final) is decoded whole in Whisper's own 30 s window
+(LONG_WINDOW_SAMPLES), as faster-whisper's transcribe would: one decode over the whole turn
+keeps the words a cut would lose (~3x the encoder cost of a 10 s window, once per long turn).
+
 faster-whisper pads every decode to 30 s, which costs ~0.5 s however short the audio. Calling the
 CTranslate2 model's generate() on log-mel features padded to 10 s keeps accuracy (WER 7.8 % on
 LibriVox here) at ~120-170 ms per decode on one thread. Padding less than that hallucinates tails.
@@ -32,6 +36,8 @@ WINDOW_SECONDS = 10
 WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE_HZ
 HOP_SAMPLES = 160
 WINDOW_FRAMES = WINDOW_SAMPLES // HOP_SAMPLES
+LONG_WINDOW_SECONDS = 30  # Whisper's native window: clips longer than WINDOW_SAMPLES go here
+LONG_WINDOW_SAMPLES = LONG_WINDOW_SECONDS * SAMPLE_RATE_HZ
 TOKENS_PER_SECOND = 6
 EXTRA_TOKENS = 10
 TIMESTAMP_S = 0.02  # one timestamp token step
@@ -120,6 +126,11 @@ class Transcription:
         return Transcription(
             text, self.confidence if text else None, (), self.no_speech_prob, self.dropped, kept
         )
+
+
+def window_for(num_samples: int) -> int:
+    """The decode window of a clip: 10 s when it fits (~3x cheaper), else Whisper's 30 s."""
+    return WINDOW_SAMPLES if num_samples <= WINDOW_SAMPLES else LONG_WINDOW_SAMPLES
 
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -225,19 +236,19 @@ class WhisperEngine:
                 self._tokenizers[language] = tokenizer
         return tokenizer
 
-    def features(self, samples: np.ndarray) -> np.ndarray:
-        """Log-mel features of float32 16 kHz audio, zero-padded to the 10 s window."""
-        window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-        clip = samples[:WINDOW_SAMPLES]
+    def features(self, samples: np.ndarray, window_samples: int = WINDOW_SAMPLES) -> np.ndarray:
+        """Log-mel features of float32 16 kHz audio, zero-padded to the window (10 s or 30 s)."""
+        window = np.zeros(window_samples, dtype=np.float32)
+        clip = samples[:window_samples]
         window[: len(clip)] = clip
         # Never pass chunk_length: FeatureExtractor stores it on itself, which is not thread-safe.
         mel = self._model.feature_extractor(window)
-        return np.ascontiguousarray(mel[:, :WINDOW_FRAMES][np.newaxis])
+        return np.ascontiguousarray(mel[:, : window_samples // HOP_SAMPLES][np.newaxis])
 
     def decode(
         self, samples: np.ndarray, *, words: bool = False, language: str | None = None
     ) -> Transcription:
-        """Transcribe up to 10 s of float32 16 kHz audio in [-1, 1]. Blocking: call from a thread."""
+        """Transcribe up to 30 s of float32 16 kHz audio in [-1, 1]. Blocking: call from a thread."""
         return self.decode_batch([samples], words=[words], languages=[language])[0]
 
     def decode_batch(
@@ -246,22 +257,37 @@ class WhisperEngine:
         words: Sequence[bool] | None = None,
         languages: Sequence[str | None] | None = None,
     ) -> list[Transcription]:
-        """Decode several clips in one encoder and one generate() call; same text as one by one.
+        """Decode several clips in one encoder and one generate() call per window (10 s clips
+        together, longer ones together in the 30 s window); same text as one by one.
 
         Greedy decoding is per item, so one shared max_length plus cutting each item back to its
         own token budget gives what decode() would give that item alone. `languages`: each clip's
         language (None: the configured one), told to a multilingual model in its prompt.
         """
-        import ctranslate2
-
         live = [i for i, samples in enumerate(batch) if len(samples) and self._loud_enough(samples)]
         out = [Transcription("", None) for _ in batch]
-        if not live:
-            return out
+        groups: dict[int, list[int]] = {}  # one encoder input length per call: 10 s clips, 30 s clips
+        for i in live:
+            groups.setdefault(window_for(len(batch[i])), []).append(i)
+        for window_samples, items in sorted(groups.items()):
+            self._decode_group(batch, items, window_samples, words, languages, out)
+        return out
+
+    def _decode_group(
+        self,
+        batch: Sequence[np.ndarray],
+        live: list[int],
+        window_samples: int,
+        words: Sequence[bool] | None,
+        languages: Sequence[str | None] | None,
+        out: list[Transcription],
+    ) -> None:
+        import ctranslate2
+
         budgets = [self._token_budget(len(batch[i])) for i in live]
         tokenizers = [self._tokenizer_for(languages[i] if languages else None) for i in live]
         prompts = [list(t.sot_sequence) for t in tokenizers]  # same length for every language
-        encoded = self._encode([batch[i] for i in live])  # kept alive: a StorageView may borrow it
+        encoded = self._encode([batch[i] for i in live], window_samples)  # kept alive: may be borrowed
         results = self._model.model.generate(
             ctranslate2.StorageView.from_array(encoded) if isinstance(encoded, np.ndarray) else encoded,
             prompts,
@@ -279,14 +305,13 @@ class WhisperEngine:
         if wanted:
             rows = np.asarray(encoded)[[k for k, _ in wanted]]
             items = [(out[i], len(batch[i]), tokenizers[k]) for k, i in wanted]
-            aligned = self._align(np.ascontiguousarray(rows), items)
+            aligned = self._align(np.ascontiguousarray(rows), items, window_samples // HOP_SAMPLES)
             for (_, i), found in zip(wanted, aligned, strict=True):
                 t = out[i]
                 out[i] = Transcription(t.text, t.confidence, t.segments, t.no_speech_prob, t.dropped, found)
-        return out
 
     def _align(
-        self, encoded: np.ndarray, items: list[tuple[Transcription, int, Any]]
+        self, encoded: np.ndarray, items: list[tuple[Transcription, int, Any]], window_frames: int
     ) -> list[tuple[Word, ...]]:
         """Word timestamps of each item's (guarded) text, by the model's cross-attention alignment."""
         import ctranslate2
@@ -298,7 +323,7 @@ class WhisperEngine:
         out = []
         for k, ((_, num_samples, tokenizer), text_tokens) in enumerate(zip(items, tokens, strict=True)):
             view = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[k : k + 1]))
-            num_frames = min(WINDOW_FRAMES, -(-num_samples // HOP_SAMPLES))
+            num_frames = min(window_frames, -(-num_samples // HOP_SAMPLES))
             with self._lock:
                 found = self._model.find_alignment(tokenizer, [text_tokens], view, num_frames)[0]
             out.append(tuple(Word(float(w["start"]), float(w["end"]), w["word"]) for w in found))
@@ -313,7 +338,7 @@ class WhisperEngine:
         peak = float(np.sqrt((x.reshape(-1, frame) ** 2).mean(axis=1)).max())
         return 20 * math.log10(peak + 1e-12) >= self.config.guards.min_peak_dbfs
 
-    def _encode(self, batch: list[np.ndarray]) -> Any:
+    def _encode(self, batch: list[np.ndarray], window_samples: int = WINDOW_SAMPLES) -> Any:
         """Encoder output for a batch, run in slices: per-item cost rises past ~4 windows a call.
 
         Returns a StorageView, or a float32 array (the slices joined) that generate() also takes.
@@ -322,20 +347,28 @@ class WhisperEngine:
 
         size = max(1, self.config.encode_batch_size)
         if len(batch) <= size:
-            return self._model.model.encode(ctranslate2.StorageView.from_array(self._stack(batch)))
+            return self._model.model.encode(
+                ctranslate2.StorageView.from_array(self._stack(batch, window_samples))
+            )
         parts = [
-            np.asarray(self._model.model.encode(ctranslate2.StorageView.from_array(self._stack(chunk))))
+            np.asarray(
+                self._model.model.encode(
+                    ctranslate2.StorageView.from_array(self._stack(chunk, window_samples))
+                )
+            )
             for chunk in (batch[i : i + size] for i in range(0, len(batch), size))
         ]
         return np.ascontiguousarray(np.concatenate(parts))
 
-    def _stack(self, batch: list[np.ndarray]) -> np.ndarray:
-        return np.ascontiguousarray(np.concatenate([self.features(samples) for samples in batch]))
+    def _stack(self, batch: list[np.ndarray], window_samples: int = WINDOW_SAMPLES) -> np.ndarray:
+        return np.ascontiguousarray(
+            np.concatenate([self.features(samples, window_samples) for samples in batch])
+        )
 
     @staticmethod
     def _token_budget(num_samples: int) -> int:
         """Text tokens for the audio, plus two timestamp tokens per ~2 s segment."""
-        seconds = min(num_samples, WINDOW_SAMPLES) / SAMPLE_RATE_HZ
+        seconds = min(num_samples, LONG_WINDOW_SAMPLES) / SAMPLE_RATE_HZ
         return math.ceil(TOKENS_PER_SECOND * seconds) + EXTRA_TOKENS + 2 * math.ceil(seconds / 2) + 2
 
     def _segments(self, generated: list[int], duration_s: float) -> list[tuple[float, float, list[int]]]:

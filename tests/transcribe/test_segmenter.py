@@ -7,7 +7,9 @@ import pytest
 from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStarted
 
 W = 512  # samples per window
-CFG = SegmenterConfig(min_speech_ms=250, max_silence_ms=600, pre_roll_ms=200, post_roll_ms=150)
+CFG = SegmenterConfig(
+    min_speech_ms=250, max_silence_ms=600, pre_roll_ms=200, post_roll_ms=150, max_turn_ms=9_500
+)
 
 
 def run(probabilities, config=CFG, flush=True):

@@ -158,3 +158,78 @@ async def test_a_turn_asks_for_its_first_partial_half_a_second_after_its_speech_
         assert 500 * 16 <= samples <= (200 + 500 + 64) * 16
     finally:
         await session.aclose()
+
+
+async def test_a_15_s_turn_gets_one_final_decoded_over_the_whole_turn_and_partials_of_its_last_10_s():
+    scheduler = ScriptedScheduler()
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)
+    session, events = await _open_with(scheduler, config)
+    await _send(session, _silence(200) + _speech(15_000) + _silence(1_100))  # the segmenter ends the turn
+    await _until(lambda: any(kind == "final" for kind, _, _ in scheduler.submitted))
+    await _settle(
+        session, scheduler, lambda n: Transcription("the whole turn" if n > 15 * 16_000 else "tail", 0.9)
+    )
+    await _drain(session, events)
+    finals = [e for e in events if isinstance(e, FinalText)]
+    assert [f.text for f in finals] == ["the whole turn"]  # one final: no cut at 9.5 s
+    assert finals[0].end_ms - finals[0].start_ms >= 15_000
+    # Decoded once over the whole turn, at its end: no early decode of a turn past 10 s at a
+    # pause (each would cost a 30 s-window decode).
+    assert [(kind, n > 15 * 16_000) for kind, n, _ in scheduler.submitted if n > 10 * 16_000] == [
+        ("final", True)
+    ]
+    partials = [n for kind, n, _ in scheduler.submitted if kind == "partial"]
+    assert len(partials) >= 14  # one a second all along the turn
+    assert max(partials) <= config.partial_window_ms * 16  # partials decode the turn's last 9.5 s
+
+
+async def test_a_long_turns_partials_keep_the_text_of_segments_before_their_window():
+    from transcribe.whisper_engine import Segment
+
+    scheduler = ScriptedScheduler()
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30, early_final=False)
+    session, events = await _open_with(scheduler, config)
+
+    async def collect() -> None:
+        async for event in session.events():
+            events.append(event)
+
+    reader = asyncio.create_task(collect(), name="test-collect")
+    await _send(session, _silence(200) + _speech(9_000))
+    # The partials so far (the turn's first ~9 s) said two sentences, the first ending at 4 s.
+    await _settle(
+        session,
+        scheduler,
+        lambda n: Transcription(
+            "first sentence. second",
+            0.9,
+            (Segment(0.0, 4.0, "first sentence."), Segment(4.0, n / 16_000, "second")),
+        ),
+    )
+    submitted = len(scheduler.submitted)
+    await _send(session, _speech(2_000))  # the turn passes 9.5 s: partials decode from 4 s on
+    await _settle(session, scheduler, lambda n: Transcription("second sentence", 0.9))
+    assert len(scheduler.submitted) >= submitted + 2
+    assert all(n <= config.partial_window_ms * 16 for _, n, _ in scheduler.submitted[submitted:])
+    partials = [e for e in events if isinstance(e, PartialText)]
+    assert partials[-1].text == "first sentence. second sentence"
+    assert partials[-1].start_ms == partials[0].start_ms  # the same turn, from its onset
+    await session.end_input()
+    await _settle(session, scheduler, lambda n: Transcription("first sentence. second sentence", 0.9))
+    await reader
+    assert [e.text for e in events if isinstance(e, FinalText)] == ["first sentence. second sentence"]
+
+
+async def _settle(
+    session: LocalSession, scheduler: ScriptedScheduler, make: Callable[[int], Transcription]
+) -> None:
+    """Resolve every decode as submitted (`make(clip samples)`) until the audio sent is processed."""
+    for _ in range(10_000):  # yields to the session's tasks, never a timed sleep
+        for _, n, future in scheduler.submitted:
+            if not future.done():
+                future.set_result(make(n))
+        if session._input.empty() and session._busy == 0 and all(f.done() for _, _, f in scheduler.submitted):
+            await session.wait_idle()
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("session did not settle")
