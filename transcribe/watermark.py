@@ -16,6 +16,48 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 
+# A stream's uncovered frames are kept one entry a frame for the newest EXACT_FRAMES_MAX (60 s of
+# 20 ms frames); older ones (a leg silent for long: a customer on hold) are merged into entries of
+# BUCKET_FRAMES frames (1 s), which stay until a final covers their last frame. So memory is about
+# 1/50 of a frame a frame, and the commit at most one bucket earlier than exact (safe: earlier only
+# re-reads more).
+EXACT_FRAMES_MAX = 3_000
+BUCKET_FRAMES = 50
+# An entry: (offset of its first frame, first frame's start sample, rate, last frame's start sample)
+_Entry = tuple[int, int, int, int]
+
+
+class _Stream:
+    """One leg stream's frames not covered by a final: `merged` buckets first, then one a frame."""
+
+    __slots__ = ("partition", "frames", "merged")
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.frames: deque[_Entry] = deque()
+        self.merged = 0  # how many of the first entries are buckets
+
+    def add(self, entry: _Entry) -> None:
+        self.frames.append(entry)
+        if len(self.frames) - self.merged > EXACT_FRAMES_MAX:
+            self._merge_oldest()
+
+    def cover(self, end_ms: int) -> None:
+        """Drop the entries whose last frame starts before `end_ms`."""
+        frames = self.frames
+        while frames and frames[0][3] * 1000 < end_ms * frames[0][2]:
+            frames.popleft()
+            self.merged = max(0, self.merged - 1)
+
+    def _merge_oldest(self) -> None:
+        buckets = [self.frames.popleft() for _ in range(self.merged)]
+        oldest = [self.frames.popleft() for _ in range(EXACT_FRAMES_MAX // 2)]
+        for i in range(0, len(oldest), BUCKET_FRAMES):
+            bucket = oldest[i : i + BUCKET_FRAMES]
+            buckets.append((bucket[0][0], bucket[0][1], bucket[0][2], bucket[-1][1]))
+        self.merged = len(buckets)
+        self.frames.extendleft(reversed(buckets))
+
 
 class CommitWatermark:
     """Pure bookkeeping; offsets are Kafka offsets, commits are "next offset to read"."""
@@ -27,8 +69,7 @@ class CommitWatermark:
         self._open: dict[int, dict[str, int]] = {}  # partition -> call_id -> offset of call.started
         self._consumed: dict[int, int] = {}  # partition -> next offset after the last record handled
         self._committed: dict[int, int] = {}
-        # stream -> its partition and its frames not covered by a final: (offset, first sample, rate)
-        self._uncovered: dict[Hashable, tuple[int, deque[tuple[int, int, int]]]] = {}
+        self._uncovered: dict[Hashable, _Stream] = {}  # stream -> its frames not covered by a final
         self._ending: dict[int, dict[str, int]] = {}  # partition -> call_id -> offset of call.ended
 
     def call_started(self, partition: int, call_id: str, offset: int) -> None:
@@ -50,18 +91,15 @@ class CommitWatermark:
         """A frame (at `offset`) went to `stream`: needed until a final of the stream covers it."""
         entry = self._uncovered.get(stream)
         if entry is None:
-            entry = self._uncovered[stream] = (partition, deque())
-        entry[1].append((offset, offset_samples, rate_hz))
+            entry = self._uncovered[stream] = _Stream(partition)
+        entry.add((offset, offset_samples, rate_hz, offset_samples))
 
     def final_out(self, stream: Hashable, end_ms: int) -> None:
         """A final of `stream` ending at `end_ms` (in the leg) was handed to the producer: the frames
         that start before its end are covered (a new owner skips them: resume.ResumePoints)."""
         entry = self._uncovered.get(stream)
-        if entry is None:
-            return
-        frames = entry[1]
-        while frames and frames[0][1] * 1000 < end_ms * frames[0][2]:
-            frames.popleft()
+        if entry is not None:
+            entry.cover(end_ms)
 
     def stream_done(self, stream: Hashable) -> None:
         """The stream's session ended and every event of it was handed on: it needs nothing more."""
@@ -75,9 +113,9 @@ class CommitWatermark:
         safe = self._consumed.get(partition)
         if safe is None:
             return None
-        for stream_partition, frames in self._uncovered.values():
-            if stream_partition == partition and frames:
-                safe = min(safe, frames[0][0])
+        for entry in self._uncovered.values():
+            if entry.partition == partition and entry.frames:
+                safe = min(safe, entry.frames[0][0])
         for offset in self._ending.get(partition, {}).values():
             safe = min(safe, offset)
         if self.pin_call_starts:
@@ -103,8 +141,9 @@ class CommitWatermark:
         self._consumed.pop(partition, None)
         self._committed.pop(partition, None)
         self._ending.pop(partition, None)
-        for stream in [s for s, (p, _) in self._uncovered.items() if p == partition]:
+        for stream in [s for s, entry in self._uncovered.items() if entry.partition == partition]:
             del self._uncovered[stream]
 
     def open_calls(self, partition: int) -> frozenset[str]:
         return frozenset(self._open.get(partition, {}))
+

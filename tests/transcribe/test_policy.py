@@ -5,7 +5,7 @@ from __future__ import annotations
 from ingest.events import AudioFrame, Codec
 from transcribe.calls import CallTable, Rejected
 from transcribe.timeline import LegTimeline, Placement
-from transcribe.watermark import CommitWatermark
+from transcribe.watermark import BUCKET_FRAMES, EXACT_FRAMES_MAX, CommitWatermark
 
 
 def test_without_a_read_back_the_commit_holds_at_the_oldest_open_calls_start():
@@ -117,3 +117,25 @@ def test_timeline_pads_gaps_and_skips_overlaps():
     captured, received = timeline.times_at(800)
     assert abs(captured - 100.05) < 1e-9 and received == 100.6
     assert timeline.times_at(100)[0] == 100.0 + 100 / 16_000
+
+
+def test_a_leg_silent_for_an_hour_keeps_a_bounded_list_and_a_safe_commit():
+    wm = CommitWatermark()
+    wm.call_started(0, "a", 0)
+    stream = object()
+    frames = 180_000  # an hour of 20 ms frames at 8 kHz, no final among them
+    for n in range(frames):
+        wm.frame_fed(stream, 0, 1 + n, n * 160, 8_000)
+    wm.consumed(0, frames)
+    kept = len(wm._uncovered[stream].frames)
+    assert kept < EXACT_FRAMES_MAX + frames // BUCKET_FRAMES  # about 1/50 of a frame a frame
+    assert wm.safe_offset(0) == 1  # nothing covered: the first frame
+
+    half_hour_ms = 30 * 60 * 1000
+    wm.final_out(stream, half_hour_ms)  # frames starting before 30:00 are covered
+    first_uncovered = 1 + half_hour_ms // 20
+    # Never past the first uncovered frame; at most one bucket (1 s) before it.
+    assert first_uncovered - BUCKET_FRAMES <= wm.safe_offset(0) <= first_uncovered
+
+    wm.final_out(stream, frames * 20 - 10)  # the last frame starts 20 ms before the end: covered
+    assert wm.safe_offset(0) == frames + 1  # every frame covered: the next record
