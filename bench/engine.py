@@ -130,7 +130,11 @@ async def run_step(
 ) -> dict[str, float]:
     scripts = leg_scripts(legs, seconds)
     shared = DecodeScheduler(engine) if mode == "batched" else None
-    private = [DecodeScheduler(engine, max_batch=1, workers=1) for _ in scripts] if shared is None else []
+    private = (
+        [DecodeScheduler(engine, max_batch=1, workers=1, urgent_workers=0) for _ in scripts]
+        if shared is None
+        else []
+    )
     legacy = LocalSessionConfig(inline_vad_samples=0, early_final=False)
     batched = LocalSessionConfig(early_final=early_final)
     sessions = [
@@ -188,9 +192,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--legs", default="1,2,4,8,12,16", help="concurrent legs per step, comma-separated")
     p.add_argument("--seconds", type=float, default=25.0, help="audio per leg per step (default 25)")
     p.add_argument("--mode", choices=("legacy", "batched", "both"), default="both")
-    p.add_argument("--workers", type=int, default=1, help="decode threads of the batched scheduler")
-    p.add_argument("--max-batch", type=int, default=8, help="requests per batched decode")
-    p.add_argument("--cpu-threads", type=int, default=1, help="intra-op threads per decode")
+    defaults = WhisperConfig()
+    p.add_argument(
+        "--workers", type=int, default=defaults.num_workers, help="decode threads taking any request"
+    )
+    p.add_argument(
+        "--urgent-workers",
+        type=int,
+        default=defaults.urgent_workers,
+        help="decode threads for finals and a turn's first text only",
+    )
+    p.add_argument(
+        "--max-batch", type=int, default=defaults.max_batch_size, help="requests per batched decode"
+    )
+    p.add_argument(
+        "--cpu-threads", type=int, default=defaults.cpu_threads, help="intra-op threads per decode"
+    )
     p.add_argument("--no-early-final", action="store_true", help="batched mode without early finals")
     return p
 
@@ -199,10 +216,13 @@ async def amain(args: argparse.Namespace) -> None:
     legs = [int(n) for n in args.legs.split(",")]
     modes = ["legacy", "batched"] if args.mode == "both" else [args.mode]
     engines = {
-        "legacy": WhisperEngine(WhisperConfig(cpu_threads=args.cpu_threads)),
+        "legacy": WhisperEngine(WhisperConfig(cpu_threads=args.cpu_threads, urgent_workers=0)),
         "batched": WhisperEngine(
             WhisperConfig(
-                cpu_threads=args.cpu_threads, num_workers=args.workers, max_batch_size=args.max_batch
+                cpu_threads=args.cpu_threads,
+                num_workers=args.workers,
+                urgent_workers=args.urgent_workers,
+                max_batch_size=args.max_batch,
             )
         ),
     }

@@ -60,7 +60,10 @@ class TranscribeConfig(StageSettings):
     # one model for both.
     final_model_path: str | None = None
     cpu_threads: int = Field(1, ge=1, le=64)
-    decode_workers: int = Field(1, ge=1, le=64)
+    decode_workers: int = Field(1, ge=1, le=64)  # decode threads taking any request
+    # Decode threads beside them taking only finals and a turn's first text (0: none).
+    urgent_decode_workers: int = Field(1, ge=0, le=64)
+    decode_batch: int = Field(2, ge=1, le=64)  # requests of different calls decoded in one call
     # A call's language comes from its call.started metadata (transcribe/language.py); this is the
     # language of a call whose metadata names none (Whisper's code: en, es, de, ...). English-only
     # models (tiny.en, the default) accept only "en" here: anything else stops the start-up.
@@ -77,7 +80,7 @@ class TranscribeConfig(StageSettings):
     # reaching this is cut at the quietest point of its last cut_search_ms. At most the window.
     max_turn_ms: int = Field(28_000, ge=1_000, le=29_500)
     partial_interval_ms: int = Field(1_000, ge=200)
-    first_partial_ms: int = Field(500, ge=100)  # speech before a turn's first partial
+    first_partial_ms: int = Field(250, ge=100)  # speech before a turn's first partial
     cut_search_ms: int = Field(3_000, ge=100)  # a too-long turn is cut at the quietest point of its last ms
     cut_overlap_ms: int = Field(1_000, ge=0)  # a cut inside speech is re-decoded this much, words split
 
@@ -162,6 +165,8 @@ class TranscribeConfig(StageSettings):
             model_path=self.model_path,
             cpu_threads=self.cpu_threads,
             num_workers=self.decode_workers,
+            urgent_workers=self.urgent_decode_workers,
+            max_batch_size=self.decode_batch,
             language=self.language,
         )
 

@@ -5,7 +5,8 @@ partial (latest wins: a newer partial replaces the waiting one, keeping its plac
 session that keeps speaking is not sent to the back). A batch takes at most one request per
 session and none from a session whose previous request is still decoding, which keeps each
 session's results in submission order however many workers decode. Finals go first, then
-partials, each oldest-waiting first.
+urgent partials (a turn that has no text yet: the hints that fire on partials wait for it), then
+the other partials, each oldest-waiting first.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class DecodeRequest(Generic[T]):
     session: Hashable
     kind: Kind
     payload: T
+    urgent: bool = False  # a partial ahead of the other partials (a turn's first text)
     waiting_since: int = field(default=0, compare=False)  # queue order, set by submit()
 
 
@@ -65,22 +67,29 @@ class DecodeQueue(Generic[T]):
         self._finals.setdefault(session, deque()).append(partial)
         return True
 
-    def ready(self) -> bool:
+    def ready(self, *, urgent_only: bool = False) -> bool:
         """Whether take() would return something."""
-        return any(s not in self._busy for s in (*self._finals, *self._partials))
+        return bool(self._heads(urgent_only))
 
-    def take(self, max_items: int) -> list[DecodeRequest[T]]:
-        """The next batch: one head request per idle session, finals first, oldest first."""
-        heads: list[DecodeRequest[T]] = []
-        for session in {*self._finals, *self._partials} - self._busy:
-            finals = self._finals.get(session)
-            heads.append(finals[0] if finals else self._partials[session])
-        heads.sort(key=lambda r: (r.kind != "final", r.waiting_since))
+    def take(self, max_items: int, *, urgent_only: bool = False) -> list[DecodeRequest[T]]:
+        """The next batch: one head request per idle session, finals first, oldest first;
+        `urgent_only`: finals and urgent partials only."""
+        heads = self._heads(urgent_only)
+        heads.sort(key=lambda r: (r.kind != "final", not r.urgent, r.waiting_since))
         batch = heads[: max(0, max_items)]
         for request in batch:
             self._remove(request)
             self._busy.add(request.session)
         return batch
+
+    def _heads(self, urgent_only: bool) -> list[DecodeRequest[T]]:
+        heads: list[DecodeRequest[T]] = []
+        for session in {*self._finals, *self._partials} - self._busy:
+            finals = self._finals.get(session)
+            head = finals[0] if finals else self._partials[session]
+            if not urgent_only or head.kind == "final" or head.urgent:
+                heads.append(head)
+        return heads
 
     def done(self, sessions: list[Hashable]) -> None:
         """The batch holding these sessions' requests has finished decoding."""

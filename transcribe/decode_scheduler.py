@@ -27,7 +27,7 @@ import functools
 import itertools
 import logging
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,9 @@ class _Payload:
     words: bool = False  # word timestamps wanted (a turn cut inside speech)
     language: str | None = None  # the call's language; None: the engine's configured one
     final_pass: bool = False  # decoded by the final engine (two-pass: a larger model for finals)
+    # Called on the worker thread when the request is taken, with `audio`: the clip to decode (a
+    # waiting partial grows to the newest audio, so its text is as fresh as the decode allows).
+    extend: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(slots=True)
@@ -68,14 +71,20 @@ class DecodeScheduler:
         *,
         max_batch: int | None = None,
         workers: int | None = None,
+        urgent_workers: int | None = None,
         final_engine: WhisperEngine | None = None,
     ):
         """`final_engine`: two-pass decoding, finals (and a turn's early decode, which becomes its
-        final) on this larger model, partials on `engine`; None: everything on `engine`."""
+        final) on this larger model, partials on `engine`; None: everything on `engine`.
+        `urgent_workers`: threads beside `workers` that take only finals and urgent partials, so
+        what is waited on does not queue behind a batch of revisions."""
         self._engine = engine
         self._final_engine = final_engine
         self.max_batch = max(1, max_batch or engine.config.max_batch_size)
         self.workers = max(1, workers or engine.config.num_workers)
+        self.urgent_workers = max(
+            0, engine.config.urgent_workers if urgent_workers is None else urgent_workers
+        )
         self._queue: DecodeQueue[_Payload] = DecodeQueue()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -94,9 +103,13 @@ class DecodeScheduler:
         words: bool = False,
         language: str | None = None,
         final_pass: bool | None = None,
+        urgent: bool = False,
+        extend: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> asyncio.Future[Transcription | None]:
         """Queue a clip from the loop that awaits it; the future gets the text, or None if a newer partial
-        of the session replaced it, or the decode error."""
+        of the session replaced it, or the decode error. `urgent`: a partial that goes before the
+        other partials (a turn's first text). `extend`: called on a worker thread as the decode
+        starts, with `audio`, returns the clip to decode instead (must be thread-safe)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Transcription | None] = loop.create_future()
         with self._cond:
@@ -114,11 +127,13 @@ class DecodeScheduler:
                         words,
                         language,
                         kind == "final" if final_pass is None else final_pass,
+                        extend,
                     ),
+                    urgent=urgent,
                 )
             )
             self.stats.superseded += len(superseded)
-            self._cond.notify()
+            self._cond.notify_all()  # workers differ in what they take: wake them all
         for request in superseded:
             if not request.payload.future.done():
                 request.payload.future.set_result(None)
@@ -127,7 +142,8 @@ class DecodeScheduler:
     def promote(self, session: Hashable) -> None:
         """The session's waiting partial is its next final after all: run it with the finals."""
         with self._cond:
-            self._queue.promote(session)
+            if self._queue.promote(session):
+                self._cond.notify_all()  # a final now: an urgent worker may take it
 
     def forget(self, session: Hashable) -> None:
         """Drop a closed session's waiting requests (one being decoded finishes unseen)."""
@@ -149,25 +165,32 @@ class DecodeScheduler:
             thread.join()
 
     def _start_workers(self) -> None:
-        while len(self._threads) < self.workers:
+        while len(self._threads) < self.workers + self.urgent_workers:
+            urgent_only = len(self._threads) >= self.workers
             thread = threading.Thread(
-                target=self._run, name=f"decode-scheduler-{len(self._threads)}", daemon=True
+                target=self._run,
+                args=(urgent_only,),
+                name=f"decode-scheduler-{len(self._threads)}{'-urgent' if urgent_only else ''}",
+                daemon=True,
             )
             self._threads.append(thread)
             thread.start()
 
-    def _run(self) -> None:
+    def _run(self, urgent_only: bool) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._queue.ready())
+                self._cond.wait_for(lambda: self._closed or self._queue.ready(urgent_only=urgent_only))
                 if self._closed:
                     return
-                batch = self._queue.take(self.max_batch)
+                batch = self._queue.take(self.max_batch, urgent_only=urgent_only)
                 self.stats.batches += 1
                 self.stats.decoded += len(batch)
                 self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             try:
-                results: list[Transcription] | BaseException = self._decode(batch)
+                audio = [
+                    r.payload.extend(r.payload.audio) if r.payload.extend else r.payload.audio for r in batch
+                ]
+                results: list[Transcription] | BaseException = self._decode(batch, audio)
             except Exception as exc:  # every request of the batch gets the error
                 log.exception("batched decode failed", extra={"batch_size": len(batch)})
                 results = exc
@@ -179,7 +202,7 @@ class DecodeScheduler:
                 with contextlib.suppress(RuntimeError):  # that session's loop has closed
                     request.payload.loop.call_soon_threadsafe(_resolve, request.payload.future, outcome)
 
-    def _decode(self, batch: list[DecodeRequest[_Payload]]) -> list[Transcription]:
+    def _decode(self, batch: list[DecodeRequest[_Payload]], audio: list[np.ndarray]) -> list[Transcription]:
         """One decode_batch per engine the batch needs (two-pass: finals on the final engine)."""
         groups: dict[int, list[int]] = {}
         for i, request in enumerate(batch):
@@ -194,7 +217,7 @@ class DecodeScheduler:
             if any(languages):  # clips of several languages decode together, each told its own
                 options["languages"] = languages
             for i, result in zip(
-                items, engine.decode_batch([batch[i].payload.audio for i in items], **options), strict=True
+                items, engine.decode_batch([audio[i] for i in items], **options), strict=True
             ):
                 out[i] = result
         assert all(r is not None for r in out)

@@ -17,6 +17,7 @@ pauses (each would cost a 30 s-window decode): its final is decoded once, when t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Coroutine
@@ -32,7 +33,13 @@ from transcribe.segmenter import Segmenter, SegmenterConfig, TurnEnded, TurnStar
 from transcribe.session import EngineFailure, FinalText, PartialText, SessionError
 from transcribe.session_base import END, QueuedSession
 from transcribe.vad import VadStream
-from transcribe.whisper_engine import LONG_WINDOW_SAMPLES, SAMPLE_RATE_HZ, Transcription, WhisperEngine
+from transcribe.whisper_engine import (
+    LONG_WINDOW_SAMPLES,
+    SAMPLE_RATE_HZ,
+    WINDOW_SAMPLES,
+    Transcription,
+    WhisperEngine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,11 @@ class LocalSessionConfig:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     partial_interval_ms: int = 1_000  # audio of an open turn between two partial requests
     partial_window_ms: int = 9_500  # a partial decodes at most this much of its turn's end
-    first_partial_ms: int = 500  # speech (from the onset) before a turn's first partial request
+    first_partial_ms: int = 250  # speech (from the onset) before a turn's first partial request
+    # A turn with no partial text yet (its first clip may hold no whole word) asks again as soon
+    # as its last decode is back and this much newer audio exists; its partials go before other
+    # turns' revisions in the scheduler's queue.
+    untexted_interval_ms: int = 100
     max_queued_chunks: int = 50  # send_audio waits beyond this (50 frames of 20 ms = 1 s)
     max_pending_finals: int = 4  # turns ended but not yet decoded; processing waits beyond this
     inline_vad_samples: int = 2_048  # VAD on fewer samples runs on the loop: cheaper than a thread hop
@@ -65,6 +76,11 @@ class _Job:
     words_until: int | None = None  # middle lies in [words_from, words_until) (sample positions)
     clip_start: int | None = None  # first sample decoded, when not start_sample (a long turn's partial)
     prefix: str = ""  # a long turn's partial: text of the turn before clip_start
+    grown_to: list[int] = field(default_factory=list)  # end_sample once the decode grew the clip
+
+    @property
+    def decoded_end(self) -> int:
+        return self.grown_to[-1] if self.grown_to else self.end_sample
 
 
 MAX_TURN_MS = LONG_WINDOW_SAMPLES * 1000 // SAMPLE_RATE_HZ - 500  # a final is one decode: it must fit
@@ -106,6 +122,7 @@ class LocalSession(QueuedSession):
         self._processing_done = False
         self._busy = 0  # chunks taken from the input queue and not yet segmented
         self._last_partial_at = 0
+        self._last_grown: _Job | None = None  # the latest partial whose clip may grow as its decode starts
         self._revisions: dict[int, int] = {}  # turn start -> partials emitted; popped by the final
         self._onsets: dict[int, int] = {}  # turn start -> reported start (speech onset); popped by the final
         self._words_from: dict[int, int] = {}  # turn start -> words_from of a turn that follows a cut
@@ -180,7 +197,7 @@ class LocalSession(QueuedSession):
                 case TurnStarted(start_sample=start):
                     # The first partial comes first_partial_ms after the onset, the next ones every interval.
                     first = self.config.segmenter.samples(self.config.first_partial_ms)
-                    interval = self.config.segmenter.samples(self.config.partial_interval_ms)
+                    interval = self.config.segmenter.samples(self.config.untexted_interval_ms)
                     self._last_partial_at = event.onset + first - interval
                     self._onsets[start] = event.onset
                     if event.words_from is not None:
@@ -208,17 +225,47 @@ class LocalSession(QueuedSession):
             # A turn past the short window: its final is one 30 s-window decode (~6x the encoder
             # cost of 10 s), decoded once at the turn's end, not at every pause of a long turn.
             early = None
-        interval = self.config.segmenter.samples(self.config.partial_interval_ms)
-        if start is None or (early is None and position - self._last_partial_at < interval):
+        untexted = start is not None and not self._revisions.get(start)
+        interval = self.config.segmenter.samples(
+            self.config.untexted_interval_ms if untexted else self.config.partial_interval_ms
+        )
+        # Counted from the newest audio a partial covers: one that waited for the decoder grew to
+        # the audio of its decode's start, so under load partials come less often, each fresh.
+        since = max(self._last_partial_at, self._last_grown.decoded_end if self._last_grown else 0)
+        if start is None or (early is None and position - since < interval):
             return
+        last = self._last_grown
+        if (
+            untexted
+            and early is None
+            and last is not None
+            and last.start_sample == start
+            and not last.result.done()
+        ):
+            return  # the turn's last decode may still bring its first text: no second one behind it
+        if (
+            early is None
+            and self._early_job is not None
+            and probability < self.config.segmenter.end_threshold
+        ):
+            return  # a pause after speech: the early decode already covers the turn's words
         self._last_partial_at = position
         async with self._changed:
             if early:
-                job = self._submit("partial", *early, final_pass=True)
+                job = self._submit("partial", *early, final_pass=True, urgent=True)  # likely the final
             else:
                 clip_start, prefix = self._partial_window(start, position)
-                job = self._submit("partial", start, position, clip_start=clip_start, prefix=prefix)
+                job = self._submit(
+                    "partial",
+                    start,
+                    position,
+                    clip_start=clip_start,
+                    prefix=prefix,
+                    urgent=untexted,
+                    grow=True,
+                )
             self._early_job = job if early else None
+            self._last_grown = None if early else job
 
     def _partial_window(self, start: int, position: int) -> tuple[int, str]:
         """Where a partial of the turn at `start` begins, and the turn's text before that.
@@ -252,21 +299,37 @@ class LocalSession(QueuedSession):
         final_pass: bool = False,
         clip_start: int | None = None,
         prefix: str = "",
+        urgent: bool = False,
+        grow: bool = False,
     ) -> _Job:
         """Hand a clip to the scheduler (caller holds `_changed`); latest partial wins there."""
         audio = self._ring.slice(start if clip_start is None else clip_start, end)
         options: dict[str, Any] = {"language": self.config.language} if self.config.language else {}
         if self.config.two_pass and final_pass:
             options["final_pass"] = True
+        if urgent:
+            options["urgent"] = True
+        grown_to: list[int] = []
+        if grow:
+            options["extend"] = functools.partial(
+                self._grow, end, grown_to, (clip_start or start) + WINDOW_SAMPLES
+            )
         if words is None:
             future = self._scheduler.submit(self._id, kind, audio, **options)
         else:  # word timestamps cost an alignment pass: asked for only next to a cut in speech
             future = self._scheduler.submit(self._id, kind, audio, words=True, **options)
-        job = _Job(kind, start, end, future, *(words or (None, None)), clip_start, prefix)
+        job = _Job(kind, start, end, future, *(words or (None, None)), clip_start, prefix, grown_to)
         self._jobs.append(job)
         self._pending_finals += kind == "final"
         self._changed.notify_all()
         return job
+
+    def _grow(self, end: int, grown_to: list[int], limit: int, audio: np.ndarray) -> np.ndarray:
+        """On the decode worker, as a partial's decode starts: its clip and the audio the VAD has
+        seen since, up to `limit` (the engine's 10 s window), so a partial that waited is fresh."""
+        longer, new_end = self._ring.extend(audio, end, min(limit, self._segmenter.position))
+        grown_to.append(new_end)
+        return longer
 
     def _promote_early(self, start: int, end: int) -> bool:
         """Use the early decode of exactly this turn as its final (caller holds `_changed`)."""
@@ -333,7 +396,7 @@ class LocalSession(QueuedSession):
                 None if job.words_until is None else (job.words_until - job.start_sample) / SAMPLE_RATE_HZ,
             )
         onset = self._onsets.get(job.start_sample, job.start_sample)
-        start_ms, end_ms = _ms(onset), _ms(job.words_until or job.end_sample)
+        start_ms, end_ms = _ms(onset), _ms(job.words_until or job.decoded_end)
         if job.kind == "partial":
             origin = job.start_sample if job.clip_start is None else job.clip_start
             if job.start_sample in self._onsets:  # the turn is still open: later partials build on these
@@ -341,7 +404,7 @@ class LocalSession(QueuedSession):
                     (origin + int(s.start_s * SAMPLE_RATE_HZ), origin + int(s.end_s * SAMPLE_RATE_HZ), s.text)
                     for s in result.segments
                     # closed by a timestamp (an unclosed last segment ends at the clip's end)
-                    if origin + int(s.end_s * SAMPLE_RATE_HZ) < job.end_sample - SAMPLE_RATE_HZ // 10
+                    if origin + int(s.end_s * SAMPLE_RATE_HZ) < job.decoded_end - SAMPLE_RATE_HZ // 10
                 ]
             text = f"{job.prefix} {result.text}".strip()
             if text:

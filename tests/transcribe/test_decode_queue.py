@@ -92,3 +92,21 @@ def test_forgetting_a_session_drops_what_it_has_waiting():
     assert sorted(_payloads(queue.forget("a"))) == ["a-f1", "a-p2"]
     assert _payloads(queue.take(8)) == ["b-p1"]
     assert sorted(_payloads(queue.forget_all())) == []
+
+
+def test_a_turns_first_partial_goes_before_older_partials_but_after_finals():
+    queue: DecodeQueue[str] = DecodeQueue()
+    queue.submit(_req("a", "partial", "a-p3"))  # a turn that already shows text: a revision
+    queue.submit(DecodeRequest("b", "partial", "b-p1", urgent=True))  # a turn with no text yet
+    queue.submit(_req("c", "final", "c-f1"))
+    assert _payloads(queue.take(8)) == ["c-f1", "b-p1", "a-p3"]
+
+
+def test_urgent_only_takes_finals_and_urgent_partials():
+    queue: DecodeQueue[str] = DecodeQueue()
+    queue.submit(_req("a", "partial", "a-p3"))
+    assert not queue.ready(urgent_only=True)
+    queue.submit(DecodeRequest("b", "partial", "b-p1", urgent=True))
+    queue.submit(_req("c", "final", "c-f1"))
+    assert _payloads(queue.take(8, urgent_only=True)) == ["c-f1", "b-p1"]
+    assert _payloads(queue.take(8)) == ["a-p3"]

@@ -33,7 +33,7 @@ class GatedEngine:
 
 
 def _scheduler(engine: GatedEngine, max_batch: int = 8) -> DecodeScheduler:
-    return DecodeScheduler(engine, max_batch=max_batch, workers=1)  # type: ignore[arg-type]
+    return DecodeScheduler(engine, max_batch=max_batch, workers=1, urgent_workers=0)  # type: ignore[arg-type]
 
 
 def _clip(value: float) -> np.ndarray:
@@ -51,6 +51,30 @@ async def test_requests_arriving_during_a_decode_run_together_in_the_next_batch(
         assert (await first).text == "clip 0"  # type: ignore[union-attr]
         assert [(await f).text for f in later] == [f"clip {i}" for i in range(1, 6)]  # type: ignore[union-attr]
         assert engine.batches == [[0.0], [1.0, 2.0, 3.0], [4.0, 5.0]]
+    finally:
+        scheduler.close()
+
+
+async def test_an_urgent_worker_takes_finals_and_first_text_while_a_revision_batch_decodes():
+    engine = GatedEngine()
+    scheduler = DecodeScheduler(engine, max_batch=2, workers=1, urgent_workers=1)  # type: ignore[arg-type]
+    try:
+        revision = scheduler.submit("s0", "partial", _clip(0))
+        await asyncio.to_thread(engine.started.wait, 10)  # the general worker holds s0's revision
+        engine.started.clear()
+        waiting = scheduler.submit("s1", "partial", _clip(1))  # a revision: waits for the general worker
+        first_text = scheduler.submit("s2", "partial", _clip(2), urgent=True)
+        final = scheduler.submit("s3", "final", _clip(3))
+        await asyncio.to_thread(engine.started.wait, 10)  # the urgent worker has taken its batch
+        assert engine.batches[1] == [3.0, 2.0]  # finals first, then the turn's first text
+        engine.gate.set()
+        assert [(await f).text for f in (revision, waiting, first_text, final)] == [  # type: ignore[union-attr]
+            "clip 0",
+            "clip 1",
+            "clip 2",
+            "clip 3",
+        ]
+        assert sorted(map(sorted, engine.batches)) == [[0.0], [1.0], [2.0, 3.0]]
     finally:
         scheduler.close()
 

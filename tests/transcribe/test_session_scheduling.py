@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,16 +38,20 @@ class ScriptedScheduler:
     def __init__(self) -> None:
         self.submitted: list[tuple[str, int, asyncio.Future[Transcription | None]]] = []
         self.promoted = 0
+        self.options: list[dict[str, Any]] = []
 
     def new_session_id(self) -> int:
         return 1
 
-    def submit(self, session: int, kind: str, audio: np.ndarray) -> asyncio.Future[Transcription | None]:
+    def submit(
+        self, session: int, kind: str, audio: np.ndarray, **options: Any
+    ) -> asyncio.Future[Transcription | None]:
         future: asyncio.Future[Transcription | None] = asyncio.get_running_loop().create_future()
         for _, _, waiting in self.submitted:
             if kind == "final" and not waiting.done():
                 waiting.set_result(None)  # a final supersedes the session's waiting partial
         self.submitted.append((kind, len(audio), future))
+        self.options.append(options)
         return future
 
     def promote(self, session: int) -> None:
@@ -80,7 +85,12 @@ async def _open_with(scheduler: ScriptedScheduler, config: LocalSessionConfig) -
 
 async def _open(scheduler: ScriptedScheduler) -> tuple[LocalSession, list]:
     # No thread hops; turns here are shorter than a first partial, so only early decodes are submitted.
-    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30, first_partial_ms=1_000)
+    config = LocalSessionConfig(
+        max_batch_samples=WINDOW,
+        inline_vad_samples=1 << 30,
+        first_partial_ms=1_000,
+        untexted_interval_ms=1_000,
+    )
     session = LocalSession(None, config, vad=LoudnessVad(), scheduler=scheduler)  # type: ignore[arg-type]
     await session.__aenter__()
     return session, []
@@ -142,33 +152,93 @@ async def test_speech_resuming_after_a_pause_decodes_the_whole_turn_as_the_final
     assert scheduler.submitted[1][1] > scheduler.submitted[0][1]
 
 
-async def test_a_turn_asks_for_its_first_partial_half_a_second_after_its_speech_starts():
+async def test_a_turn_asks_for_its_first_partial_first_partial_ms_after_its_speech_starts():
     scheduler = ScriptedScheduler()
     config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)
+    first = config.first_partial_ms
     session, _ = await _open_with(scheduler, config)
     try:
-        await _send(session, _silence(400) + _speech(400))
+        await _send(session, _silence(400) + _speech(first - 100))
         await session.wait_idle()
-        assert scheduler.submitted == []  # 400 ms of speech: too early
+        assert scheduler.submitted == []  # too early
         await _send(session, _speech(200))
         await _until(lambda: len(scheduler.submitted) == 1)
         kind, samples, _ = scheduler.submitted[0]
         assert kind == "partial"
-        # The clip: pre-roll (up to 200 ms), then half a second of speech from the onset.
-        assert 500 * 16 <= samples <= (200 + 500 + 64) * 16
+        assert scheduler.options[0]["urgent"] is True  # the turn has no text yet: ahead of revisions
+        # The clip: pre-roll (up to 200 ms), then first_partial_ms of speech from the onset.
+        assert first * 16 <= samples <= (200 + first + 64) * 16
     finally:
         await session.aclose()
+
+
+async def test_a_turn_without_text_asks_again_soon_and_one_with_text_once_a_second():
+    scheduler = ScriptedScheduler()
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)
+    session, _ = await _open_with(scheduler, config)
+    try:
+        await _send(session, _silence(400) + _speech(config.first_partial_ms + 100))
+        await _until(lambda: len(scheduler.submitted) == 1)
+        scheduler.submitted[0][2].set_result(Transcription("", None))  # no whole word yet
+        await session.wait_idle()
+        await _send(session, _speech(config.untexted_interval_ms))
+        await _until(lambda: len(scheduler.submitted) == 2)  # asked again after untexted_interval_ms
+        assert scheduler.options[1]["urgent"] is True
+        scheduler.submitted[1][2].set_result(Transcription("hello", 0.9))
+        await session.wait_idle()
+        await _send(session, _speech(config.partial_interval_ms - 100))
+        await session.wait_idle()
+        assert len(scheduler.submitted) == 2  # the turn shows text: the next one after a second
+        await _send(session, _speech(200))
+        await _until(lambda: len(scheduler.submitted) == 3)
+        assert "urgent" not in scheduler.options[2]
+    finally:
+        await session.aclose()
+
+
+async def test_a_waiting_partial_grows_to_the_audio_seen_when_its_decode_starts():
+    scheduler = ScriptedScheduler()
+    config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)
+    session, events = await _open_with(scheduler, config)
+
+    async def collect() -> None:
+        async for event in session.events():
+            events.append(event)
+
+    reader = asyncio.create_task(collect(), name="test-collect")
+    await _send(session, _silence(400) + _speech(config.first_partial_ms + 50))
+    await _until(lambda: len(scheduler.submitted) == 1)
+    _, samples, future = scheduler.submitted[0]
+    await _send(session, _speech(120))  # arrives while the partial waits for the decoder
+    await _until(lambda: session._input.empty() and session._busy == 0)
+    clip = scheduler.options[0]["extend"](np.zeros(samples, dtype=np.float32))  # the decode starts
+    turn_start = session._segmenter.turn_start
+    assert len(clip) >= samples + 120 * 16 - WINDOW  # the later audio, as far as the VAD has seen it
+    assert turn_start + len(clip) == session._segmenter.position
+    future.set_result(Transcription("hello", 0.9))
+    await _until(lambda: bool(events))
+    assert isinstance(events[0], PartialText)
+    assert events[0].end_ms * 16 == turn_start + len(clip)  # its end: the grown clip's end
+    await session.end_input()
+    await _settle(session, scheduler, lambda n: Transcription("hello", 0.9))
+    await reader
 
 
 async def test_a_15_s_turn_gets_one_final_decoded_over_the_whole_turn_and_partials_of_its_last_10_s():
     scheduler = ScriptedScheduler()
     config = LocalSessionConfig(max_batch_samples=WINDOW, inline_vad_samples=1 << 30)
     session, events = await _open_with(scheduler, config)
-    await _send(session, _silence(200) + _speech(15_000) + _silence(1_100))  # the segmenter ends the turn
+
+    def decode(n: int) -> Transcription:
+        return Transcription("the whole turn" if n > 15 * 16_000 else "tail", 0.9)
+
+    await _send(session, _silence(200))
+    for _ in range(15):  # decoded as they come, a second of speech at a time
+        await _send(session, _speech(1_000))
+        await _settle(session, scheduler, decode)
+    await _send(session, _silence(1_100))  # the segmenter ends the turn
     await _until(lambda: any(kind == "final" for kind, _, _ in scheduler.submitted))
-    await _settle(
-        session, scheduler, lambda n: Transcription("the whole turn" if n > 15 * 16_000 else "tail", 0.9)
-    )
+    await _settle(session, scheduler, decode)
     await _drain(session, events)
     finals = [e for e in events if isinstance(e, FinalText)]
     assert [f.text for f in finals] == ["the whole turn"]  # one final: no cut at 9.5 s
@@ -207,7 +277,7 @@ async def test_a_long_turns_partials_keep_the_text_of_segments_before_their_wind
         ),
     )
     submitted = len(scheduler.submitted)
-    await _send(session, _speech(2_000))  # the turn passes 9.5 s: partials decode from 4 s on
+    await _send(session, _speech(2_500))  # the turn passes 9.5 s: partials decode from 4 s on
     await _settle(session, scheduler, lambda n: Transcription("second sentence", 0.9))
     assert len(scheduler.submitted) >= submitted + 2
     assert all(n <= config.partial_window_ms * 16 for _, n, _ in scheduler.submitted[submitted:])

@@ -26,6 +26,8 @@ async def test_a_spanish_calls_finals_come_from_base_in_spanish_while_partials_s
     async with session:
         for i in range(0, len(pcm), 640):
             await session.send_audio(pcm[i : i + 640])
+            if i % 8_000 == 0:  # every 250 ms of audio, let decoding catch up: partials come
+                await session.wait_idle()
         await session.end_input()
         events = [e async for e in session.events()]
 
