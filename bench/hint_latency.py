@@ -13,6 +13,9 @@ there; the first silence after the last word (frame energy) is printed as a cros
 Whisper's word ends are good to some tens of milliseconds. Call time maps to wall time per call
 and leg through the partials' own stamps (see bench.said_to_hint). A call whose hint never came,
 or whose partials do not agree on the mapping, is counted and named, never dropped silently.
+A partial can hold the whole phrase before its last word has finished (the model completes
+"acc..." to "account"), so a latency from the end of the phrase can be negative: it is kept,
+and the report says how far each hint's segment reached into the audio.
 Nothing is asserted against a timer; every wait has a deadline (bench.pipeline's).
 """
 
@@ -136,6 +139,15 @@ def render(said: SaidAt, outcome: HintOutcome, calls: int, machine_start, load_e
         ).row(),
         f"machine: {machine_start.describe()}, {load_end:.2f} at the end",
     ]
+    heard = [t.heard_up_to_s - p.end_s for t in outcome.timings if t.heard_up_to_s is not None]
+    if heard:
+        early = sum(h < 0 for h in heard)
+        lines.insert(
+            -1,
+            f"the segment each hint fired on held audio up to {min(heard) * 1000:+.0f} .. "
+            f"{max(heard) * 1000:+.0f} ms around the end of '{p.phrase.split()[-1]}' ({early} of "
+            f"{len(heard)} before it: the model heard the word from its start; that is a negative latency)",
+        )
     for call_id in outcome.no_hint:
         lines.append(f"  no hint: {call_id}")
     for call_id in outcome.unmapped:
@@ -152,6 +164,7 @@ def to_json(said: SaidAt, outcome: HintOutcome, machine_start, load_end: float) 
         "from_end_s": [t.from_end_s for t in outcome.timings],
         "from_start_s": [t.from_start_s for t in outcome.timings],
         "on_final": [t.hint.on_final for t in outcome.timings],
+        "heard_up_to_s": [t.heard_up_to_s for t in outcome.timings],
         "no_hint": list(outcome.no_hint),
         "unmapped": list(outcome.unmapped),
         "max_base_spread_s": outcome.max_spread_s,

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from analyze.events import AgentHint, AssistEvent
 from ingest.events import Leg
-from transcribe.events import PartialSegment, TranscriptCallStarted, TranscriptEvent
+from transcribe.events import FinalSegment, PartialSegment, TranscriptCallStarted, TranscriptEvent
 
 MAX_BASE_SPREAD_S = 0.05  # two frames and a half: more than this and the partials disagree
 _WORD = re.compile(r"[a-z0-9']+")
@@ -102,6 +102,9 @@ class HintTiming:
     said_end_at: float  # wall time the phrase's last word ended
     said_start_at: float  # wall time its first word started
     hint: AgentHint  # the first hint of the rule on that leg
+    # Call time of the newest audio of the segment the hint fired on (None: that revision not read
+    # back). Before the phrase's end: the model completed the word from its beginning.
+    heard_up_to_s: float | None = None
 
     @property
     def from_end_s(self) -> float:
@@ -136,6 +139,12 @@ def hint_timings(
     transcripts = list(transcripts)
     bases = capture_bases(transcripts)
     started = {e.call_id: e.started_at for e in transcripts if isinstance(e, TranscriptCallStarted)}
+    # A hint names its segment and that revision's emitted_at: the revision whose audio it read.
+    heard = {
+        (e.segment_id, e.times.emitted_at): e.end_ms / 1000
+        for e in transcripts
+        if isinstance(e, PartialSegment | FinalSegment)
+    }
     first: dict[str, AgentHint] = {}
     for event in assist:
         if isinstance(event, AgentHint) and event.rule_id == rule_id and event.leg == leg:
@@ -159,7 +168,15 @@ def hint_timings(
         spreads.append(base.spread_s)
         if call_id in started:
             start_offsets.append(abs(base.base_at - started[call_id]))
-        timings.append(HintTiming(call_id, base.base_at + phrase.end_s, base.base_at + phrase.start_s, hint))
+        timings.append(
+            HintTiming(
+                call_id,
+                base.base_at + phrase.end_s,
+                base.base_at + phrase.start_s,
+                hint,
+                heard.get((hint.segment_id, hint.segment_emitted_at)),
+            )
+        )
     return HintOutcome(
         tuple(timings),
         tuple(no_hint),

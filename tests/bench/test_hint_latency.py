@@ -65,7 +65,7 @@ def _hint(call: str, emitted: float, *, leg: str = "customer", rule: str = "rete
         event_id=f"e-{call}-{emitted}",
         call_id=call,
         leg=leg,
-        segment_id="s",
+        segment_id="s-customer",
         on_final=final,
         rule_id=rule,
         rule_version="1",
@@ -95,7 +95,7 @@ def test_hint_latency_is_the_first_hint_less_the_wall_time_the_phrase_ended():
     transcripts = [
         TranscriptCallStarted(call_id="a", started_at=1000.002),
         _partial("a", "customer", 15_000, 1015.0, 1015.3),
-        _partial("a", "customer", 16_500, 1016.5, 1016.8),
+        _partial("a", "customer", 16_500, 1016.5, 1016.69),
         _partial("a", "agent", 4_000, 2004.0, 2004.2),  # the agent leg's base plays no part
         FinalSegment(
             call_id="a",
@@ -130,6 +130,7 @@ def test_hint_latency_is_the_first_hint_less_the_wall_time_the_phrase_ended():
     assert timing.from_end_s == pytest.approx(0.6)  # 1016.7 - (1000 + 16.1)
     assert timing.from_start_s == pytest.approx(1.8)
     assert not timing.hint.on_final
+    assert timing.heard_up_to_s == pytest.approx(16.5)  # the revision the hint names (emitted 1016.69)
     assert outcome.no_hint == () and outcome.unmapped == ()
     assert outcome.max_spread_s == pytest.approx(0.0)
     assert outcome.max_start_offset_s == pytest.approx(0.002)  # the legs' clock starts with the call
