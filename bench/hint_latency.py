@@ -30,6 +30,7 @@ import re
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def render(said: SaidAt, outcome: HintOutcome, calls: int, machine_start, load_e
     quiet = f"{said.quiet_after_s:.3f} s" if said.quiet_after_s is not None else "not found"
     offset = outcome.max_start_offset_s
     start = "n/a" if offset is None else f"{offset * 1000:.1f} ms"
+    ways = Counter(t.hint.matched_by for t in outcome.timings)
+    matched = ", ".join(f"{way} {n}" for way, n in sorted(ways.items())) or "-"
     on_final = sum(t.hint.on_final for t in outcome.timings)
     lines = [
         f"phrase {p.phrase!r} on the {LEG} leg: said {p.start_s:.3f}-{p.end_s:.3f} s into the call "
@@ -127,7 +130,8 @@ def render(said: SaidAt, outcome: HintOutcome, calls: int, machine_start, load_e
         f"call time -> wall time per call and leg from the partials' stamps: worst spread "
         f"{outcome.max_spread_s * 1000:.1f} ms; worst |leg base - call.started_at| {start}",
         f"{calls} calls: {len(outcome.timings)} with a {RULE_ID} hint ({on_final} fired on a final, "
-        f"{len(outcome.timings) - on_final} on a partial), {len(outcome.no_hint)} without, "
+        f"{len(outcome.timings) - on_final} on a partial; matched by {matched}), "
+        f"{len(outcome.no_hint)} without, "
         f"{len(outcome.unmapped)} unmapped",
         Series(
             f"end of '{p.phrase.split()[-1]}' said -> hint emitted",
@@ -165,6 +169,7 @@ def to_json(said: SaidAt, outcome: HintOutcome, machine_start, load_end: float) 
         "from_start_s": [t.from_start_s for t in outcome.timings],
         "on_final": [t.hint.on_final for t in outcome.timings],
         "heard_up_to_s": [t.heard_up_to_s for t in outcome.timings],
+        "matched_by": [t.hint.matched_by for t in outcome.timings],
         "no_hint": list(outcome.no_hint),
         "unmapped": list(outcome.unmapped),
         "max_base_spread_s": outcome.max_spread_s,
