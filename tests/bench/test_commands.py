@@ -19,7 +19,13 @@ def _bench(*argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("name", "option"),
-    [("bench.pipeline", "--concurrency"), ("bench.gateway", "--protocols"), ("bench.real_speech", "--json")],
+    [
+        ("bench.pipeline", "--concurrency"),
+        ("bench.gateway", "--protocols"),
+        ("bench.real_speech", "--json"),
+        ("bench.hint_latency", "--calls"),
+        ("bench.engine", "--urgent-workers"),
+    ],
 )
 def test_each_benchmark_has_its_own_command_line(name: str, option: str) -> None:
     done = _bench(name, "--help")
@@ -34,6 +40,7 @@ def test_each_benchmark_has_its_own_command_line(name: str, option: str) -> None
         ["bench.gateway", "--protocols", "sip"],
         ["bench.pipeline", "--concurrency", "0"],
         ["bench.pipeline", "missing.wav"],
+        ["bench.hint_latency", "--calls", "0"],
     ],
     ids=" ".join,
 )
