@@ -37,7 +37,7 @@ from pathlib import Path
 from bench import procstat
 from bench.collect import read_call_events
 from bench.latency import Series
-from bench.pipeline import repeated, run_bench, run_options
+from bench.pipeline import repeated, run_bench, run_guarded, run_options
 from bench.said_to_hint import HintOutcome, PhraseTiming, find_phrase, hint_timings, quiet_onset_s
 from deploy.cli_common import (
     SERVICES_ENV,
@@ -48,12 +48,10 @@ from deploy.cli_common import (
     shared_settings,
 )
 from deploy.runtime import services
-from deploy.stages import StageFailed, cancel_on
 from ingest.events import Codec, Leg
 from ingest.replay import ReplayCall
 from ingest.wavsource import OutputFormat
 from pipeline.settings import SettingsError
-from pipeline.stage import run_until_signalled
 
 log = logging.getLogger(__name__)
 RULE_ID = "retention-cancel"  # analyze/rules.example.yaml: the hint the demo shows for it
@@ -256,26 +254,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(calls, args, environ, partitions, said) -> int:
-    out: list[str] = []
-
-    async def until_done(stop: asyncio.Event) -> None:
-        # A signal cancels the run: that unwinds through every finally, nothing is left running.
-        out.append(await cancel_on(stop, measure(calls, args, environ, partitions, said)))
-
-    try:
-        await run_until_signalled(until_done)
-    except (StageFailed, ValueError) as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # report, never hang: everything it started is already stopped
-        log.debug("bench failed", exc_info=True)
-        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    except asyncio.CancelledError:
-        print("bench interrupted", file=sys.stderr)
-        return 130
-    print(out[0], flush=True)
-    return 0
+    code, text = await run_guarded(lambda: measure(calls, args, environ, partitions, said))
+    if text is not None:
+        print(text, flush=True)
+    return code
 
 
 if __name__ == "__main__":

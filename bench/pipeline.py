@@ -256,25 +256,9 @@ def run_and_print(
     async def main() -> int:
         audio_s = sum(c.recording.duration_s for c in calls)
         print(f"bench: {len(calls)} calls, {audio_s:.0f} s of call audio; starting ...", flush=True)
-        reports: list[BenchReport] = []
-
-        async def until_done(stop: asyncio.Event) -> None:
-            # A signal cancels the run: that unwinds through every finally, nothing is left running.
-            reports.append(await cancel_on(stop, measure()))
-
-        try:
-            await run_until_signalled(until_done)
-        except (StageFailed, ValueError) as exc:
-            print(f"bench failed: {exc}", file=sys.stderr)
-            return 1
-        except Exception as exc:  # report, never hang: everything it started is already stopped
-            log.debug("bench failed", exc_info=True)
-            print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
-        except asyncio.CancelledError:
-            print("bench interrupted", file=sys.stderr)
-            return 130
-        report = reports[0]
+        code, report = await run_guarded(measure)
+        if report is None:
+            return code
         print(report.render(), flush=True)
         if args.json:
             text = json.dumps(report.to_json(), indent=2) + "\n"
@@ -282,6 +266,30 @@ def run_and_print(
         return 0
 
     return asyncio.run(main())
+
+
+async def run_guarded(work: Callable[[], Awaitable[T]]) -> tuple[int, T | None]:
+    """Run a benchmark until it ends or a signal stops it: (0, its result), or (exit code, None)
+    with why printed in one line. A signal cancels the run, which unwinds through every finally:
+    nothing it started is left running."""
+    out: list[T] = []
+
+    async def until_done(stop: asyncio.Event) -> None:
+        out.append(await cancel_on(stop, work()))
+
+    try:
+        await run_until_signalled(until_done)
+    except (StageFailed, ValueError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1, None
+    except Exception as exc:  # report, never hang: everything it started is already stopped
+        log.debug("bench failed", exc_info=True)
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1, None
+    except asyncio.CancelledError:
+        print("bench interrupted", file=sys.stderr)
+        return 130, None
+    return 0, out[0]
 
 
 def run_options(parser: argparse.ArgumentParser, *, concurrency: int) -> None:
