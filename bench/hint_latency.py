@@ -37,7 +37,7 @@ from pathlib import Path
 from bench import procstat
 from bench.collect import read_call_events
 from bench.latency import Series
-from bench.pipeline import repeated, run_bench, run_guarded, run_options
+from bench.pipeline import repeated, run_bench_with, run_guarded, run_options
 from bench.said_to_hint import HintOutcome, PhraseTiming, find_phrase, hint_timings, quiet_onset_s
 from deploy.cli_common import (
     SERVICES_ENV,
@@ -50,7 +50,6 @@ from deploy.cli_common import (
 from deploy.runtime import services
 from ingest.events import Codec, Leg
 from ingest.replay import ReplayCall
-from ingest.wavsource import OutputFormat
 from pipeline.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -181,7 +180,6 @@ def to_json(said: SaidAt, outcome: HintOutcome, machine_start, load_end: float) 
 async def measure(
     calls: list[ReplayCall], args: argparse.Namespace, environ: dict[str, str], partitions: int, said: SaidAt
 ) -> str:
-    fmt = OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate)
     machine = procstat.machine()
     call_ids = [c.call_id for c in calls]
     # Our own services, so the topics are still there to read back once run_bench has stopped the stages.
@@ -191,15 +189,7 @@ async def measure(
             environ, CALLSCOPE_KAFKA_BOOTSTRAP=svc.kafka_bootstrap, CALLSCOPE_DATABASE_URL=svc.database_url
         )
         since_s = time.time() - 1.0
-        report = await run_bench(
-            calls,
-            speed=args.speed,
-            fmt=fmt,
-            concurrency=args.concurrency,
-            partitions=partitions,
-            environ=env,
-            timeout_s=args.timeout,
-        )
+        report = await run_bench_with(args, calls, env, partitions)
         load_end = procstat.machine().load_average_1m
         transcripts, assist = await read_call_events(svc.kafka_bootstrap, call_ids, since_s)
     outcome = hint_timings(call_ids, transcripts, assist, said.phrase, rule_id=RULE_ID, leg=LEG)

@@ -240,18 +240,9 @@ def run_and_print(
         print("bench: --speed must be >= 0, --concurrency and --calls >= 1", file=sys.stderr)
         return 2
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    fmt = OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate)
 
     async def measure() -> BenchReport:
-        return await run_bench(
-            calls,
-            speed=args.speed,
-            fmt=fmt,
-            concurrency=args.concurrency,
-            partitions=partitions,
-            environ=environ,
-            timeout_s=args.timeout,
-        )
+        return await run_bench_with(args, calls, environ, partitions)
 
     async def main() -> int:
         audio_s = sum(c.recording.duration_s for c in calls)
@@ -266,6 +257,21 @@ def run_and_print(
         return 0
 
     return asyncio.run(main())
+
+
+async def run_bench_with(
+    args: argparse.Namespace, calls: list[ReplayCall], environ: dict[str, str], partitions: int
+) -> BenchReport:
+    """run_bench with the options run_options() added to a benchmark's command line."""
+    return await run_bench(
+        calls,
+        speed=args.speed,
+        fmt=OutputFormat(Codec.MULAW if args.codec == "mulaw" else Codec.PCM16, args.rate),
+        concurrency=args.concurrency,
+        partitions=partitions,
+        environ=environ,
+        timeout_s=args.timeout,
+    )
 
 
 async def run_guarded(work: Callable[[], Awaitable[T]]) -> tuple[int, T | None]:
