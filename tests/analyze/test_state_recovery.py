@@ -10,9 +10,12 @@ Tansu's wrong ListOffsets LATEST answer (the last batch's base offset + 1) is ri
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,10 @@ def _next_call() -> list[TranscriptEvent]:
     ]
 
 
+def _next_call_closed(seen: list[AssistEvent]) -> bool:
+    return any(isinstance(e, ConversationMetrics) and e.call_ended and e.call_id == NEXT_CALL for e in seen)
+
+
 def _halves() -> tuple[list[TranscriptEvent], list[TranscriptEvent]]:
     first: list[TranscriptEvent] = [
         TranscriptCallStarted(call_id=CALL, started_at=1_000.0),
@@ -66,6 +73,7 @@ async def _start_worker(fresh_bootstrap: str, log_path: Path) -> asyncio.subproc
         "CALLSCOPE_ANALYZE_SESSION_TIMEOUT_S": "6",
         "CALLSCOPE_ANALYZE_COMMIT_INTERVAL_S": "0.5",
         "CALLSCOPE_ANALYZE_METRICS_ADDRESS": "127.0.0.1:0",  # two workers in a row, any free port
+        "CALLSCOPE_LOG_LEVEL": "DEBUG",  # faust's rebalance and recovery lines too, for a failure's message
     }
     log_file = log_path.open("ab")
     try:
@@ -74,6 +82,47 @@ async def _start_worker(fresh_bootstrap: str, log_path: Path) -> asyncio.subproc
         )
     finally:
         log_file.close()  # the child holds its own descriptor
+
+
+def _log_digest(log_path: Path, *, since: float) -> str:
+    """The JSON log lines written since `since`, one short line each: seconds, logger, message."""
+    lines = []
+    for raw in log_path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            lines.append(raw[:200])
+            continue
+        if entry.get("ts", 0) >= since:
+            lines.append(f"{entry['ts'] - since:7.2f} {entry.get('logger')}: {str(entry.get('msg'))[:160]}")
+    return "\n".join(lines[-80:])
+
+
+async def _collect_while_running(
+    worker: asyncio.subprocess.Process,
+    fresh_bootstrap: str,
+    done: Callable[[list[AssistEvent]], bool],
+    *,
+    log_path: Path,
+    since: float,
+) -> list[AssistEvent]:
+    """Assist events until `done`; a worker that exits first, or a deadline, fails with its log."""
+    collect = _collect_until(fresh_bootstrap, TOPICS.assist, parse_assist_event, done)
+    collecting = asyncio.ensure_future(collect)
+    exited = asyncio.ensure_future(worker.wait())
+    try:
+        await asyncio.wait({collecting, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if collecting.done() and collecting.exception() is None:
+            return collecting.result()
+        if exited.done():
+            failure = f"the second worker exited with {worker.returncode} before the calls were closed"
+        else:
+            failure = str(collecting.exception())
+        raise AssertionError(f"{failure}; its log:\n{_log_digest(log_path, since=since)}")
+    finally:
+        collecting.cancel()
+        exited.cancel()
+        await asyncio.gather(collecting, exited, return_exceptions=True)
 
 
 async def _wait_committed(fresh_bootstrap: str, partition: int, offset: int) -> None:
@@ -112,6 +161,7 @@ async def test_a_call_goes_on_where_it_was_after_the_worker_restarts(
             worker.kill()
             await worker.wait()
 
+    restarted_at = time.time()
     worker = await _start_worker(fresh_bootstrap, log_path)
     try:
         await _produce(fresh_bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
@@ -119,16 +169,12 @@ async def test_a_call_goes_on_where_it_was_after_the_worker_restarts(
         # same partition: once that one is closed, the repeat has been read (and must be ignored).
         await _produce(fresh_bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
         await _produce(fresh_bootstrap, [(0, NEXT_CALL.encode(), e.to_bytes()) for e in _next_call()])
-        events: list[AssistEvent] = await _collect_until(
-            fresh_bootstrap,
-            TOPICS.assist,
-            parse_assist_event,
-            lambda seen: any(
-                isinstance(e, ConversationMetrics) and e.call_ended and e.call_id == NEXT_CALL for e in seen
-            ),
+        events: list[AssistEvent] = await _collect_while_running(
+            worker, fresh_bootstrap, _next_call_closed, log_path=log_path, since=restarted_at
         )
     finally:
-        worker.send_signal(signal.SIGTERM)
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(worker.wait(), timeout=30)
         finally:
