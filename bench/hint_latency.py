@@ -192,7 +192,9 @@ async def measure(
         report = await run_bench_with(args, calls, env, partitions)
         load_end = procstat.machine().load_average_1m
         transcripts, assist = await read_call_events(svc.kafka_bootstrap, call_ids, since_s)
-    outcome = hint_timings(call_ids, transcripts, assist, said.phrase, rule_id=RULE_ID, leg=LEG)
+    outcome = hint_timings(
+        call_ids, transcripts, assist, said.phrase, rule_id=RULE_ID, leg=LEG, speed=args.speed
+    )
     if args.json:
         text = json.dumps(to_json(said, outcome, machine, load_end), indent=2) + "\n"
         await asyncio.to_thread(Path(args.json).write_text, text)
@@ -220,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.demo import DEMO_CALL_SCRIPT, DEMO_CALL_WAV
 
     args = parser().parse_args(argv)
-    if args.speed < 0 or args.concurrency < 1 or args.calls < 1:
-        print("bench.hint_latency: --speed must be >= 0, --concurrency and --calls >= 1", file=sys.stderr)
+    if args.speed <= 0 or args.concurrency < 1 or args.calls < 1:
+        # Speed 0 (as fast as possible) has no pace to map the audio's timestamps to wall time with.
+        print("bench.hint_latency: --speed must be > 0, --concurrency and --calls >= 1", file=sys.stderr)
         return 2
     environ = dict(os.environ)
     try:

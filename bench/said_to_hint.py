@@ -4,11 +4,12 @@ Two clocks meet here. The phrase's position comes from the audio itself (word ti
 recording, in seconds from the leg's first sample: "call time"); the hint's `emitted_at` is wall
 time. The bridge is the transcript's own stamps: a segment's `times.audio_captured_at` is the
 capture (wall) time of its newest audio, whose position in the leg is `end_ms`. So for every
-segment of a leg, `audio_captured_at - end_ms / 1000` is the wall time of that leg's sample 0:
-the leg's capture base. The replay stamps each frame `wall_start + offset / speed` and the
-transcriber interpolates within its frames, so at speed 1 every segment of a leg gives the same
-base up to the millisecond rounding of `end_ms`; the spread of the bases is reported, and a
-spread beyond `MAX_BASE_SPREAD_S` means the mapping does not hold (a paced source that drifted,
+segment of a leg, `audio_captured_at - end_ms / 1000 / speed` is the wall time of that leg's
+sample 0: the leg's capture base. The replay stamps each frame `wall_start + offset / speed` (call
+time runs `speed` times faster than wall time; at speed 0, as fast as possible, nothing maps) and
+the transcriber interpolates within its frames, so every segment of a leg gives the same base up
+to the millisecond rounding of `end_ms`; the spread of the bases is reported, and a spread beyond
+`MAX_BASE_SPREAD_S` means the mapping does not hold (a paced source that drifted,
 a leg restarted at another position): that call is counted as unmapped, never guessed. The
 replay starts the clock of both legs at the call's `started_at`, so each leg's base should also
 equal it: the worst difference is reported as a second check. The stamps are the frames' slot
@@ -83,13 +84,17 @@ class CaptureBase:
     partials: int
 
 
-def capture_bases(transcripts: Iterable[TranscriptEvent]) -> dict[tuple[str, Leg], CaptureBase]:
-    """Per (call, leg): the capture base `audio_captured_at - end_ms / 1000` over its partials."""
+def capture_bases(
+    transcripts: Iterable[TranscriptEvent], *, speed: float = 1.0
+) -> dict[tuple[str, Leg], CaptureBase]:
+    """Per (call, leg): the capture base `audio_captured_at - end_ms / 1000 / speed` over its partials."""
+    if speed <= 0:
+        return {}  # replayed as fast as possible: call time says nothing about wall time
     bases: dict[tuple[str, Leg], list[float]] = {}
     for event in transcripts:
         if isinstance(event, PartialSegment):
             key = (event.call_id, event.leg)
-            bases.setdefault(key, []).append(event.times.audio_captured_at - event.end_ms / 1000)
+            bases.setdefault(key, []).append(event.times.audio_captured_at - event.end_ms / 1000 / speed)
     return {
         key: CaptureBase(statistics.median(values), max(values) - min(values), len(values))
         for key, values in bases.items()
@@ -134,10 +139,12 @@ def hint_timings(
     *,
     rule_id: str,
     leg: Leg,
+    speed: float = 1.0,
 ) -> HintOutcome:
-    """For each call: the first `rule_id` hint on `leg` against when `phrase` was said there."""
+    """For each call: the first `rule_id` hint on `leg` against when `phrase` was said there,
+    the call replayed at `speed` times real time."""
     transcripts = list(transcripts)
-    bases = capture_bases(transcripts)
+    bases = capture_bases(transcripts, speed=speed)
     started = {e.call_id: e.started_at for e in transcripts if isinstance(e, TranscriptCallStarted)}
     # A hint names its segment and that revision's emitted_at: the revision whose audio it read.
     heard = {
@@ -171,8 +178,8 @@ def hint_timings(
         timings.append(
             HintTiming(
                 call_id,
-                base.base_at + phrase.end_s,
-                base.base_at + phrase.start_s,
+                base.base_at + phrase.end_s / speed,
+                base.base_at + phrase.start_s / speed,
                 hint,
                 heard.get((hint.segment_id, hint.segment_emitted_at)),
             )

@@ -41,6 +41,7 @@ def test_each_benchmark_has_its_own_command_line(name: str, option: str) -> None
         ["bench.pipeline", "--concurrency", "0"],
         ["bench.pipeline", "missing.wav"],
         ["bench.hint_latency", "--calls", "0"],
+        ["bench.hint_latency", "--speed", "0"],
     ],
     ids=" ".join,
 )

@@ -136,6 +136,22 @@ def test_hint_latency_is_the_first_hint_less_the_wall_time_the_phrase_ended():
     assert outcome.max_start_offset_s == pytest.approx(0.002)  # the legs' clock starts with the call
 
 
+def test_at_twice_real_time_call_time_maps_to_wall_time_at_half_its_length():
+    # Replayed at speed 2 from 1000.0: the audio at 15 s was captured at 1007.5, at 16.5 s at 1008.25.
+    phrase = PhraseTiming("cancel my account", 14.9, 16.1)
+    transcripts = [
+        _partial("a", "customer", 15_000, 1007.5, 1007.7),
+        _partial("a", "customer", 16_500, 1008.25, 1008.4),
+    ]
+    outcome = hint_timings(
+        ["a"], transcripts, [_hint("a", 1008.55)], phrase, rule_id="retention-cancel", leg="customer", speed=2
+    )
+    (timing,) = outcome.timings
+    assert timing.from_end_s == pytest.approx(0.5)  # 1008.55 - (1000 + 16.1 / 2)
+    assert outcome.max_spread_s == pytest.approx(0.0)
+    assert capture_bases(transcripts, speed=0) == {}  # as fast as possible: no mapping at all
+
+
 def test_a_call_without_the_hint_or_without_a_consistent_mapping_is_named_not_dropped():
     phrase = PhraseTiming("cancel my account", 14.9, 16.1)
     transcripts = [
