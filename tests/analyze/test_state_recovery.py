@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analyze.events import AgentHint, AssistEvent, ComplianceState, ConversationMetrics, parse_assist_event
 from pipeline.kafka import create_topics
@@ -44,8 +45,10 @@ def _next_call() -> list[TranscriptEvent]:
     ]
 
 
-def _next_call_closed(seen: list[AssistEvent]) -> bool:
-    return any(isinstance(e, ConversationMetrics) and e.call_ended and e.call_id == NEXT_CALL for e in seen)
+def _both_calls_closed(seen: list[AssistEvent]) -> bool:
+    """The second call closed too: the repeat of the first call's records before it has been read."""
+    closed = {e.call_id for e in seen if isinstance(e, ConversationMetrics) and e.call_ended}
+    return {CALL, NEXT_CALL} <= closed
 
 
 def _halves() -> tuple[list[TranscriptEvent], list[TranscriptEvent]]:
@@ -94,7 +97,7 @@ def _log_digest(log_path: Path, *, since: float) -> str:
             lines.append(raw[:200])
             continue
         if entry.get("ts", 0) >= since:
-            lines.append(f"{entry['ts'] - since:7.2f} {entry.get('logger')}: {str(entry.get('msg'))[:160]}")
+            lines.append(f"{entry['ts'] - since:7.2f} {entry.get('logger')}: {str(entry.get('msg'))[:400]}")
     return "\n".join(lines[-80:])
 
 
@@ -106,9 +109,9 @@ async def _collect_while_running(
     log_path: Path,
     since: float,
 ) -> list[AssistEvent]:
-    """Assist events until `done`; a worker that exits first, or a deadline, fails with its log."""
-    collect = _collect_until(fresh_bootstrap, TOPICS.assist, parse_assist_event, done)
-    collecting = asyncio.ensure_future(collect)
+    """Assist events until `done`, then to the topic's end; a worker that exits first, or a
+    deadline, fails with its log."""
+    collecting = asyncio.ensure_future(_collect_to_end(fresh_bootstrap, done))
     exited = asyncio.ensure_future(worker.wait())
     try:
         await asyncio.wait({collecting, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -123,6 +126,33 @@ async def _collect_while_running(
         collecting.cancel()
         exited.cancel()
         await asyncio.gather(collecting, exited, return_exceptions=True)
+
+
+async def _collect_to_end(
+    fresh_bootstrap: str, done: Callable[[list[AssistEvent]], bool]
+) -> list[AssistEvent]:
+    """Calls' events land on the partitions of their keys: one call's last event says nothing of
+    another's on another partition. So once `done`, read on to each partition's end as it is then
+    (the worker wrote every record one per batch, so Tansu's end offsets are right)."""
+    consumer = AIOKafkaConsumer(
+        TOPICS.assist, bootstrap_servers=fresh_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: list[AssistEvent] = []
+    ends: dict[TopicPartition, int] | None = None
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while ends is None or [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {DEADLINE_S} s; got {len(seen)} records")
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                seen.extend(parse_assist_event(r.value) for r in records)
+            if ends is None and done(seen):
+                ends = await consumer.end_offsets(list(consumer.assignment()))
+    finally:
+        await consumer.stop()
+    return seen
 
 
 async def _wait_committed(fresh_bootstrap: str, partition: int, offset: int) -> None:
@@ -170,7 +200,7 @@ async def test_a_call_goes_on_where_it_was_after_the_worker_restarts(
         await _produce(fresh_bootstrap, [(0, CALL.encode(), e.to_bytes()) for e in rest])
         await _produce(fresh_bootstrap, [(0, NEXT_CALL.encode(), e.to_bytes()) for e in _next_call()])
         events: list[AssistEvent] = await _collect_while_running(
-            worker, fresh_bootstrap, _next_call_closed, log_path=log_path, since=restarted_at
+            worker, fresh_bootstrap, _both_calls_closed, log_path=log_path, since=restarted_at
         )
     finally:
         if worker.returncode is None:
