@@ -126,7 +126,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_step(
-    engine: WhisperEngine, legs: int, seconds: float, mode: str, early_final: bool = True
+    engine: WhisperEngine,
+    legs: int,
+    seconds: float,
+    mode: str,
+    early_final: bool = True,
+    first_partial_ms: int = LocalSessionConfig.first_partial_ms,
 ) -> dict[str, float]:
     scripts = leg_scripts(legs, seconds)
     shared = DecodeScheduler(engine) if mode == "batched" else None
@@ -136,7 +141,7 @@ async def run_step(
         else []
     )
     legacy = LocalSessionConfig(inline_vad_samples=0, early_final=False)
-    batched = LocalSessionConfig(early_final=early_final)
+    batched = LocalSessionConfig(early_final=early_final, first_partial_ms=first_partial_ms)
     sessions = [
         LocalSession(engine, batched, scheduler=shared)
         if shared
@@ -209,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
         "--cpu-threads", type=int, default=defaults.cpu_threads, help="intra-op threads per decode"
     )
     p.add_argument("--no-early-final", action="store_true", help="batched mode without early finals")
+    p.add_argument(
+        "--first-partial-ms",
+        type=int,
+        default=LocalSessionConfig.first_partial_ms,
+        help="batched mode: speech before a turn's first partial request",
+    )
     return p
 
 
@@ -230,7 +241,9 @@ async def amain(args: argparse.Namespace) -> None:
     print(HEADER, flush=True)
     for n in legs:  # modes side by side per step: the shared machine's load drifts
         for mode in modes:
-            r = await run_step(engines[mode], n, args.seconds, mode, not args.no_early_final)
+            r = await run_step(
+                engines[mode], n, args.seconds, mode, not args.no_early_final, args.first_partial_ms
+            )
             print(row(mode, r), flush=True)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
