@@ -4,7 +4,8 @@
 `analyze` and `store` as subprocesses, and taps the transcript, assist and dead-letter topics with
 a plain consumer from the beginning, so a test can compare what the stages emitted with what
 PostgreSQL holds. Every wait is a condition with a deadline; a timeout or a stage that died fails
-with the tail of every stage's log.
+with the tail of every stage's log and the folder of the whole logs; a call not stored in time says
+which of its conditions is unmet (stored_gap).
 """
 
 from __future__ import annotations
@@ -118,6 +119,42 @@ class TopicTap:
             return  # the e2e tests put nothing malformed on these topics; the stages' own tests do
 
 
+def _ids(ids: set[str], finals: dict[str, FinalSegment], shown: int = 5) -> str:
+    """Ids with when their final went out (epoch s, as the stage logs' "ts")."""
+    listed = sorted(ids, key=lambda i: finals[i].times.emitted_at if i in finals else 0.0)
+    named = [f"{i} emitted {finals[i].times.emitted_at:.2f}" if i in finals else i for i in listed[:shown]]
+    return ", ".join(named) + (f" and {len(listed) - shown} more" if len(listed) > shown else "")
+
+
+def stored_gap(on_topics: CallOnTopics, summary: CallSummary | None, runs: int) -> str:
+    """Why PostgreSQL does not yet hold what the topics carry for the call's `runs`-th run ("" if it does)."""
+    if len(on_topics.ends) < runs:
+        return f"call end {runs} not on the transcript topic yet ({len(on_topics.ends)} seen)"
+    if summary is None or summary.call is None:
+        return "call summary missing (no call row)"
+    want_end = datetime.fromtimestamp(on_topics.ends[runs - 1].ended_at, tz=UTC)
+    if summary.call.ended_at is None or abs((summary.call.ended_at - want_end).total_seconds()) > 0.001:
+        return f"ended_at mismatch (stored {summary.call.ended_at}, topic end {runs}: {want_end})"
+    finals = on_topics.finals
+    stored = {s.segment_id for s in summary.segments}
+    scored = {s.segment_id for s in summary.segments if s.sentiment_compound is not None}
+    with_text = {i for i, f in finals.items() if f.text.strip()}
+    stored_events = {e.event_id for e in summary.assist_events}
+    gaps = []
+    if ids := set(finals) - stored:
+        gaps.append(f"{len(ids)} of {len(finals)} finals not stored ({_ids(ids, finals)})")
+    if ids := with_text - on_topics.final_sentiments:
+        gaps.append(
+            f"{len(ids)} of {len(with_text)} finals without sentiment on the topic ({_ids(ids, finals)})"
+        )
+    if ids := (with_text & stored) - scored:
+        gaps.append(f"{len(ids)} of {len(with_text)} stored segments without score ({_ids(ids, finals)})")
+    if ids := set(on_topics.triggered) - stored_events:
+        triggered = len(on_topics.triggered)
+        gaps.append(f"{len(ids)} of {triggered} triggered assist events not stored ({_ids(ids, finals)})")
+    return "; ".join(gaps)
+
+
 @dataclass
 class Pipeline:
     bootstrap: str
@@ -145,15 +182,26 @@ class Pipeline:
         ]
         assert not dead, self.explain(f"stage exited: {', '.join(dead)}")
 
-    async def wait_for(self, what: str, probe: Callable[[], Awaitable[T | None]], deadline_s: float) -> T:
-        """Poll `probe` until it returns a truthy value; fail after `deadline_s` or if a stage dies."""
+    async def wait_for(
+        self,
+        what: str,
+        probe: Callable[[], Awaitable[T | None]],
+        deadline_s: float,
+        unmet: Callable[[], str] | None = None,
+    ) -> T:
+        """Poll `probe` until it returns a truthy value; fail after `deadline_s` (saying what `unmet`
+        returns, if given) or if a stage dies."""
         deadline = time.monotonic() + deadline_s
         while True:
             self.check_stages()
             result = await probe()
             if result:
                 return result
-            assert time.monotonic() < deadline, self.explain(f"timed out after {deadline_s:.0f} s {what}")
+            if time.monotonic() >= deadline:
+                why = f": {unmet()}" if unmet else ""
+                raise AssertionError(
+                    self.explain(f"timed out after {deadline_s:.0f} s {what}{why}\nstage logs: {self.logdir}")
+                )
             await asyncio.sleep(POLL_S)
 
     async def summary(self, call_id: str) -> CallSummary | None:
@@ -165,6 +213,7 @@ class Pipeline:
         """Wait until PostgreSQL holds the call's `runs`-th end and everything emitted for it, unchanged."""
         last: list[tuple[object, ...]] = []
         quiet_since = [time.monotonic()]
+        unmet = ["not checked yet"]
 
         async def complete() -> CallSummary | None:
             on_topics = self.tap.calls[call_id]
@@ -173,27 +222,17 @@ class Pipeline:
             if not last or last[0] != state:
                 last[:] = [state]
                 quiet_since[0] = time.monotonic()
-            if len(on_topics.ends) < runs or summary is None or summary.call is None:
-                return None
-            want_end = datetime.fromtimestamp(on_topics.ends[runs - 1].ended_at, tz=UTC)
-            if (
-                summary.call.ended_at is None
-                or abs((summary.call.ended_at - want_end).total_seconds()) > 0.001
-            ):
-                return None
-            scored = {s.segment_id for s in summary.segments if s.sentiment_compound is not None}
-            with_text = {i for i, f in on_topics.finals.items() if f.text.strip()}
-            stored_events = {e.event_id for e in summary.assist_events}
-            if not (
-                set(on_topics.finals) <= {s.segment_id for s in summary.segments}
-                and with_text <= on_topics.final_sentiments
-                and with_text <= scored
-                and set(on_topics.triggered) <= stored_events
-            ):
-                return None
-            return summary if time.monotonic() - quiet_since[0] >= QUIET_S else None
+            quiet_s = time.monotonic() - quiet_since[0]
+            unmet[0] = stored_gap(on_topics, summary, runs) or (
+                f"not quiet yet ({quiet_s:.1f} of {QUIET_S:.0f} s unchanged)" if quiet_s < QUIET_S else ""
+            )
+            return None if unmet[0] else summary
 
-        return await self.wait_for(f"for call {call_id} (run {runs}) to be stored", complete, deadline_s)
+        def why() -> str:
+            letters = [f"{d.stage}:{d.reason}" for d in self.tap.dead_letters if d.key == call_id]
+            return unmet[0] + (f"; its dead letters: {', '.join(letters)}" if letters else "")
+
+        return await self.wait_for(f"for call {call_id} (run {runs}) to be stored", complete, deadline_s, why)
 
     async def segment_row_counts(self, call_id: str) -> dict[str, int]:
         """Rows per segment id for the call, text-less (sentiment-only) rows included."""
