@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analyze.events import AgentHint, AssistEvent, ComplianceState, ConversationMetrics, parse_assist_event
 from pipeline.kafka import create_topics
@@ -111,7 +110,8 @@ async def _collect_while_running(
 ) -> list[AssistEvent]:
     """Assist events until `done`, then to the topic's end; a worker that exits first, or a
     deadline, fails with its log."""
-    collecting = asyncio.ensure_future(_collect_to_end(fresh_bootstrap, done))
+    collect = _collect_until(fresh_bootstrap, TOPICS.assist, parse_assist_event, done, to_end=True)
+    collecting = asyncio.ensure_future(collect)
     exited = asyncio.ensure_future(worker.wait())
     try:
         await asyncio.wait({collecting, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -126,33 +126,6 @@ async def _collect_while_running(
         collecting.cancel()
         exited.cancel()
         await asyncio.gather(collecting, exited, return_exceptions=True)
-
-
-async def _collect_to_end(
-    fresh_bootstrap: str, done: Callable[[list[AssistEvent]], bool]
-) -> list[AssistEvent]:
-    """Calls' events land on the partitions of their keys: one call's last event says nothing of
-    another's on another partition. So once `done`, read on to each partition's end as it is then
-    (the worker wrote every record one per batch, so Tansu's end offsets are right)."""
-    consumer = AIOKafkaConsumer(
-        TOPICS.assist, bootstrap_servers=fresh_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    seen: list[AssistEvent] = []
-    ends: dict[TopicPartition, int] | None = None
-    try:
-        deadline = time.monotonic() + DEADLINE_S
-        while ends is None or [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {DEADLINE_S} s; got {len(seen)} records")
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                seen.extend(parse_assist_event(r.value) for r in records)
-            if ends is None and done(seen):
-                ends = await consumer.end_offsets(list(consumer.assignment()))
-    finally:
-        await consumer.stop()
-    return seen
 
 
 async def _wait_committed(fresh_bootstrap: str, partition: int, offset: int) -> None:

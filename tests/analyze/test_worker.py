@@ -92,19 +92,31 @@ def _call(call_id: str, customer_says: str) -> list[TranscriptEvent]:
 
 
 async def _collect_until(
-    fresh_bootstrap: str, topic: str, parse: Callable[[bytes], object], done: Callable[[list], bool]
+    fresh_bootstrap: str,
+    topic: str,
+    parse: Callable[[bytes], object],
+    done: Callable[[list], bool],
+    *,
+    to_end: bool = False,
 ) -> list:
+    """Records of `topic` from the start until `done`; with `to_end`, then on to each partition's
+    end as it is then: records land on the partitions of their keys, so one call's last event says
+    nothing of another's on another partition (Tansu's end offsets are right for the analyze
+    worker, which writes one record per batch)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=fresh_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     seen: list = []
+    ends: dict[TopicPartition, int] = {}
     try:
         deadline = time.monotonic() + DEADLINE_S
-        while not done(seen):
+        while not done(seen) or [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"condition not met within {DEADLINE_S} s; got {len(seen)} records")
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 seen.extend(parse(r.value) for r in records)
+            if to_end and not ends and done(seen):
+                ends = await consumer.end_offsets(list(consumer.assignment()))
     finally:
         await consumer.stop()
     return seen
