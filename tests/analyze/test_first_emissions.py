@@ -8,6 +8,8 @@ import asyncio
 import re
 import time
 
+from prometheus_client import REGISTRY
+
 from analyze.config import AnalyzeConfig
 from analyze.events import ComplianceState, Sentiment, parse_assist_event
 from deploy.runtime import free_port
@@ -32,6 +34,11 @@ def _sample(scraped: str, name: str) -> float:
     return float(found.group(1))
 
 
+def _counted(name: str, **labels: str) -> float:
+    """A counter as this process's registry holds it now (0 before its first count)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_a_resent_final_is_counted_as_resent_not_as_a_latency(fresh_bootstrap: str) -> None:
     await create_topics(fresh_bootstrap, PARTITIONS)
     call = _call("call-resent", "I want to cancel my account")
@@ -54,6 +61,13 @@ async def test_a_resent_final_is_counted_as_resent_not_as_a_latency(fresh_bootst
         return any(isinstance(e, ComplianceState) and e.call_ended for e in seen)
 
     lag = f'callscope_analyze_consumer_lag_records{{partition="0",topic="{TOPICS.transcripts}"}}'
+    resent = 'callscope_analyze_segments_resent_total{type="final"}'
+    latencies = 'callscope_analyze_final_to_assist_latency_seconds_count{type="sentiment"}'
+    # The worker runs in this process: its counters go on from the tests that ran before.
+    before = {
+        resent: _counted("callscope_analyze_segments_resent_total", type="final"),
+        latencies: _counted("callscope_analyze_final_to_assist_latency_seconds_count", type="sentiment"),
+    }
     async with _running_worker(config):
         assist = await _collect_until(fresh_bootstrap, TOPICS.assist, parse_assist_event, call_closed)
         deadline = time.monotonic() + DEADLINE_S
@@ -61,8 +75,8 @@ async def test_a_resent_final_is_counted_as_resent_not_as_a_latency(fresh_bootst
             assert time.monotonic() < deadline, "no consumer lag reported"
             await asyncio.sleep(0.5)
 
-    assert _sample(scraped, 'callscope_analyze_segments_resent_total{type="final"}') == 1
-    observed = _sample(scraped, 'callscope_analyze_final_to_assist_latency_seconds_count{type="sentiment"}')
+    assert _sample(scraped, resent) - before[resent] == 1
+    observed = _sample(scraped, latencies) - before[latencies]
     assert observed == len(finals) == 3  # first emissions only
     assert _sample(scraped, lag) == 0  # every record of the partition read
     # The same text again: the policy sends nothing new for it (its events went out already).
