@@ -54,6 +54,10 @@ CALL_STATE_OPS = Counter(
     " ended (state replaced by an end mark), expired (end mark dropped after the grace period).",
     ["op"],
 )
+RECORDS_REREAD = Counter(
+    "callscope_analyze_records_reread_total",
+    "Transcript records the consumer skipped (around a restart or rebalance), read again and analysed.",
+)
 RECORDS_AFTER_END = Counter(
     "callscope_analyze_records_after_call_end_total",
     "Transcript records of calls that had already ended here, delivered again and ignored.",

@@ -20,6 +20,7 @@ from analyze.faust_fetch import cap_fetch_wait
 from analyze.hotreload import RuleReloader
 from analyze.knowledge import KnowledgeBase
 from analyze.live import LiveSettings
+from analyze.reread import RangeReader
 from analyze.rules import RuleMatcher, RuleSet, load_rules
 from analyze.sentiment import EmbeddingScorer, LinearHead, make_scorer
 from analyze.state_table import ensure_changelog_topic
@@ -124,9 +125,15 @@ async def _serve(config: AnalyzeConfig, stop: asyncio.Event) -> None:
         await ensure_changelog_topic(config)
     cap_fetch_wait(config.fetch_max_wait_ms)
 
-    with contextlib.ExitStack() as cleanup:
+    reader = RangeReader(
+        config.kafka_bootstrap, config.transcripts_topic, config.app_id, client_id=f"{config.app_id}-reread"
+    )
+    await reader.start()
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(reader.stop)
         datadir = config.datadir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="analyze")))
-        app = build_app(config.model_copy(update={"datadir": datadir}), policy, reloader=reloader)
+        app_config = config.model_copy(update={"datadir": datadir})
+        app = build_app(app_config, policy, reloader=reloader, reader=reader)
         log.info(
             "analyze worker starting",
             extra={

@@ -61,6 +61,7 @@ ERROR_CODES = frozenset(
         "rules_rejected",  # a rule file (or what a rule names) is invalid: the old rules are kept
         "analysis_failed",  # the analysis of one record failed (dead-lettered)
         "state_unreadable",  # stored per-call state could not be read back
+        "records_skipped",  # the consumer skipped records (read again, so nothing is lost)
         "config_warning",  # a setting left at a default that is wrong for production
         "auth_throttled",  # repeated wrong passwords
         "client_protocol",  # a client of a served API did something it should not
@@ -112,6 +113,8 @@ MESSAGE_ERROR_CODES: Mapping[str, str] = {
     "rule names an unknown knowledge article": "rules_rejected",
     "assist policy failed": "analysis_failed",
     "call state unreadable": "state_unreadable",
+    "transcript records skipped by the consumer; read again": "records_skipped",
+    "skipped transcript records not read back yet; retrying": "broker_unreachable",
     "no CALLSCOPE_CONSOLE_SESSION_SECRET: sessions end when this process does": "config_warning",
     "sign-in throttled": "auth_throttled",
     "commit ignored: an utterance is running": "client_protocol",

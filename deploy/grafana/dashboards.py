@@ -137,7 +137,7 @@ def live_operations() -> Dashboard:
             ),
             series(
                 layout,
-                "Records after a call's end, re-sent segments (per minute)",
+                "Records after a call's end, re-sent segments, records read again (per minute)",
                 [
                     prom(
                         "sum(rate(callscope_transcribe_records_after_call_end_total[5m])) * 60",
@@ -168,6 +168,11 @@ def live_operations() -> Dashboard:
                         "sum(rate(callscope_store_segments_resent_total[5m])) * 60",
                         "store: re-written final",
                         "D",
+                    ),
+                    prom(
+                        "sum(rate(callscope_analyze_records_reread_total[5m])) * 60",
+                        "analyze: skipped by faust, read again",
+                        "G",
                     ),
                 ],
             ),
