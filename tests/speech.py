@@ -68,8 +68,12 @@ def asterisk_available() -> bool:
 
 
 @cache
-def asterisk_prompts(min_duration_s: float = 2.0, max_duration_s: float = 9.0) -> tuple[Utterance, ...]:
-    """Top-level prompts whose names start with a to l, with their texts, 8 kHz."""
+def asterisk_prompts(
+    min_duration_s: float = 2.0, max_duration_s: float = 9.0, *, digits: bool = False
+) -> tuple[Utterance, ...]:
+    """Top-level prompts whose names start with a to l, with their texts, 8 kHz: those whose text
+    has no digit, or with `digits` only those whose text has one ("Press 1 to ..." menus: score
+    them with a WER that spells digits one way, as bench.fidelity's canonical form does)."""
     if not asterisk_available():
         raise FileNotFoundError(
             "Asterisk prompts missing: apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en"
@@ -84,7 +88,7 @@ def asterisk_prompts(min_duration_s: float = 2.0, max_duration_s: float = 9.0) -
     for path in sorted(ASTERISK_DIR.glob("[a-l]*.wav")):
         text = texts.get(path.stem, "")
         # Skip prompts whose text is a stage direction or spells out symbols, not plain words.
-        if not text or any(c in text for c in "[]<>()#*/") or re.search(r"\d", text):
+        if not text or any(c in text for c in "[]<>()#*/") or bool(re.search(r"\d", text)) != digits:
             continue
         samples, rate = read_wav_mono(path)
         utt = Utterance(path.stem, samples, rate, normalise_text(text))
