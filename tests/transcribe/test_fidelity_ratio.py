@@ -14,11 +14,13 @@ from tests.speech import asterisk_available
 
 pytestmark = pytest.mark.skipif(not asterisk_available(), reason="Asterisk prompts not installed")
 
-MAX_RATIO = 1.3  # measured 1.14-1.29 on this set (README, bench.fidelity); the goal is 1.15 on the full sets
-# Plus one word: which clips share a batched decode depends on timing, and batching numerics flip
-# a single word either way (the LibriVox "ill disposed" -> "old sposed"); on ~600 words one word
-# moves the ratio by ~0.14, so without it the bound would test the scheduler's luck, not the path.
-SLACK_WORDS = 1
+MAX_RATIO = 1.3  # the goal is 1.15 on the full sets (README, bench.fidelity)
+# Plus two words: which clips share a batched decode depends on timing, and batching numerics flip
+# a decode either way (the LibriVox "ill disposed" -> "old sposed": two words wrong); with only 3
+# batch errors on these 353 words (canonical scoring) one such flip is a ratio of 1.67, so without
+# it the bound would test the scheduler's luck, not the path. Measured: 5 words wrong against 3,
+# before compound scoring 9 against 7.
+SLACK_WORDS = 2
 
 
 def small_set() -> list:
