@@ -67,10 +67,10 @@ class RangeReader:
         group_id: str,
         *,
         client_id: str,
-        deadline_s: float = REREAD_WARN_EVERY_S,
+        warn_every_s: float = REREAD_WARN_EVERY_S,
     ) -> None:
         self.topic = topic
-        self._deadline_s = deadline_s
+        self._warn_every_s = warn_every_s
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -98,7 +98,7 @@ class RangeReader:
         """The records of `partition` at `offsets` (holes in the log are skipped), in offset order.
 
         Waits for the broker as long as it takes (going on without them would lose them), saying
-        so every `deadline_s`; a stop of the worker cancels the wait.
+        so every `warn_every_s`; a stop of the worker cancels the wait.
         """
         if not offsets:
             return []
@@ -107,14 +107,17 @@ class RangeReader:
         self._consumer.seek(tp, offsets.start)
         found: list[ConsumerRecord] = []
         loop = asyncio.get_running_loop()
-        warn_at = loop.time() + self._deadline_s
-        while await self._consumer.position(tp) < offsets.stop:
-            batch = await self._consumer.getmany(tp, timeout_ms=200)
-            found += [r for r in batch.get(tp, []) if r.offset in offsets]
-            if loop.time() >= warn_at:
-                warn_at = loop.time() + self._deadline_s
-                log.error(
-                    "skipped transcript records not read back yet; retrying",
-                    extra={"partition": partition, "first_offset": offsets.start, "records": len(found)},
-                )
+        warn_at = loop.time() + self._warn_every_s
+        try:
+            while await self._consumer.position(tp) < offsets.stop:
+                batch = await self._consumer.getmany(tp, timeout_ms=200)
+                found += [r for r in batch.get(tp, []) if r.offset in offsets]
+                if loop.time() >= warn_at:
+                    warn_at = loop.time() + self._warn_every_s
+                    log.error(
+                        "skipped transcript records not read back yet; retrying",
+                        extra={"partition": partition, "first_offset": offsets.start, "records": len(found)},
+                    )
+        finally:
+            self._consumer.unsubscribe()  # nothing assigned between re-reads: no fetching meanwhile
         return found

@@ -60,7 +60,7 @@ async def test_range_reader_reads_committed_offsets_and_ranges(
     await create_topics(fresh_bootstrap, PARTITIONS)
     await _produce(fresh_bootstrap, [(1, b"call-r", f"record {i}".encode()) for i in range(10)])
     await _commit(fresh_bootstrap, "group-r", 1, 6)
-    reader = RangeReader(fresh_bootstrap, TOPICS.transcripts, "group-r", client_id="test", deadline_s=0.5)
+    reader = RangeReader(fresh_bootstrap, TOPICS.transcripts, "group-r", client_id="test", warn_every_s=0.5)
     await reader.start()
     try:
         assert await reader.committed(1) == 6
