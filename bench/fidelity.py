@@ -27,7 +27,7 @@ each pair of legs is one two-leg call replayed through Kafka as G.711 mu-law 8 k
 the stream WER is then that of the finals PostgreSQL holds, per leg ordered by start. The batch
 WER is the same model decoding the same audio whole, in this process, before the stages start.
 
-Every WER is scored on canonical text (canonical(): one spelling for "1"/"one", "I'm"/"I am",
+Every WER is scored on canonical text (bench/scoring.py: one spelling for "1"/"one", "I'm"/"I am",
 "Mr."/"mister", as Whisper's own normaliser does; and a compound written open in one text and
 closed in another, "touch tone"/"touchtone", written closed); `plain ratio` is the ratio without
 it (the form the figures before had).
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import math
 import os
 import sys
@@ -48,9 +47,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import jiwer
 import numpy as np
 
+from bench.scoring import wer
 from ingest.events import Codec
 from tests.speech import Utterance, asterisk_prompts, librivox_utterances, normalise_text
 from transcribe.codec import LegDecoder, _half_band_filter, encode_mulaw, to_int16
@@ -91,67 +90,6 @@ def speech_onset(samples: np.ndarray, rate: int = RATE) -> int:
     rms_db = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
     loud = np.flatnonzero(rms_db > ONSET_DBFS)
     return int(loud[0]) * hop if len(loud) else 0
-
-
-_NUMBERS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty"
-).split()
-_SPELLING = {
-    **{str(i): w for i, w in enumerate(_NUMBERS)},
-    **{"30": "thirty", "40": "forty", "50": "fifty", "60": "sixty", "100": "hundred"},
-    "i'm": "i am", "you're": "you are", "we're": "we are", "they're": "they are", "that's": "that is",
-    "it's": "it is", "there's": "there is", "what's": "what is", "let's": "let us", "i'll": "i will",
-    "you'll": "you will", "we'll": "we will", "i've": "i have", "you've": "you have", "we've": "we have",
-    "i'd": "i would", "can't": "can not", "cannot": "can not", "won't": "will not", "don't": "do not",
-    "doesn't": "does not", "didn't": "did not", "isn't": "is not", "aren't": "are not",
-    "wasn't": "was not", "couldn't": "could not", "wouldn't": "would not", "mr": "mister",
-    "mrs": "missus", "dr": "doctor", "ok": "okay",
-}  # fmt: skip
-
-
-def canonical(text: str) -> str:
-    """The form both sides of every WER here are scored in: normalise_text, then one spelling for
-    what Whisper may write either way ("press 1"/"press one", "I'm"/"I am", "Mr."/"mister",
-    "cannot"/"can not"), as Whisper's own English normaliser does for its WER figures. Formatting
-    is not recognition: without this, a turn decoded with slightly different edges that writes
-    "1" where the whole-utterance decode wrote "one" counted as an error of the streaming path."""
-    return " ".join(_SPELLING.get(w, w) for w in normalise_text(text).split())
-
-
-def closed_compounds(texts: list[str]) -> set[str]:
-    """Words that the texts also write open, as two words: "touchtone" where another place has
-    "touch tone", "nonadministrator" / "non administrator"."""
-    words = [text.split() for text in texts]
-    single = {w for ws in words for w in ws}
-    return {a + b for ws in words for a, b in itertools.pairwise(ws) if a + b in single}
-
-
-def close_compounds(text: str, compounds: set[str]) -> str:
-    """`text` with every open spelling of `compounds` written closed."""
-    words = text.split()
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        if i + 1 < len(words) and words[i] + words[i + 1] in compounds:
-            out.append(words[i] + words[i + 1])
-            i += 2
-        else:
-            out.append(words[i])
-            i += 1
-    return " ".join(out)
-
-
-def wer(refs: list[str], hyps: list[str], *, plain: bool = False) -> float:
-    """WER over the (canonical, unless `plain`) texts. Canonical scoring also takes a compound
-    written open in one text and closed in another ("touch tone" / "touchtone": the reference
-    itself has both) as one spelling, written closed on both sides."""
-    if plain:
-        return jiwer.wer(refs, hyps)
-    refs, hyps = [canonical(r) for r in refs], [canonical(h) or "-" for h in hyps]
-    compounds = closed_compounds(refs + hyps)
-    closed = [close_compounds(text, compounds) for text in refs + hyps]
-    return jiwer.wer(closed[: len(refs)], closed[len(refs) :])
 
 
 @dataclass

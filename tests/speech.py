@@ -73,7 +73,7 @@ def asterisk_prompts(
 ) -> tuple[Utterance, ...]:
     """Top-level prompts whose names start with a to l, with their texts, 8 kHz: those whose text
     has no digit, or with `digits` only those whose text has one ("Press 1 to ..." menus: score
-    them with a WER that spells digits one way, as bench.fidelity's canonical form does)."""
+    them with a WER that spells digits one way, as bench.scoring's canonical form does)."""
     if not asterisk_available():
         raise FileNotFoundError(
             "Asterisk prompts missing: apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en"

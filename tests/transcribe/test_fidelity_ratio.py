@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.fidelity import batch_wer, canonical, load_set, stream_step
+from bench.fidelity import batch_wer, load_set, stream_step
+from bench.scoring import canonical
 from tests.speech import asterisk_available
 
 pytestmark = pytest.mark.skipif(not asterisk_available(), reason="Asterisk prompts not installed")

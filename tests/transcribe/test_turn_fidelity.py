@@ -9,7 +9,8 @@ import jiwer
 import numpy as np
 import pytest
 
-from bench.fidelity import canonical, speech_onset, through_phone
+from bench.fidelity import speech_onset, through_phone
+from bench.scoring import canonical
 from tests.speech import asterisk_available, asterisk_prompts, normalise_text
 from tests.transcribe.test_whisper_engine import NOT_SPEECH
 from transcribe.local_session import LocalSession, LocalSessionConfig

@@ -1,8 +1,8 @@
-"""How bench.fidelity scores a transcript: formatting is not counted as a recognition error."""
+"""How bench.fidelity scores a transcript (bench.scoring): formatting is not a recognition error."""
 
 from __future__ import annotations
 
-from bench.fidelity import closed_compounds, wer
+from bench.scoring import closed_compounds, wer
 
 
 def test_digits_contractions_and_titles_have_one_spelling() -> None:
